@@ -1,0 +1,45 @@
+# The two commands (see README): `make book` builds the site, `make test` runs every test.
+# Both create/refresh the virtual environment .venv from requirements.lock by themselves.
+
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: book test lint lock sysdeps clean
+
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $@
+
+## Build the chapter (student edition) from a clean state; warnings and cell errors fail it.
+book: $(STAMP)
+	rm -rf _build/html
+	$(BIN)/jupyter-book build . --all -W -n --keep-going
+
+## Lint, then run the whole test suite (library, book claims, grading pipeline, built site).
+test: $(STAMP) sysdeps
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+## Debian packages the tests drive (as root; a fresh machine has neither).
+sysdeps:
+	@command -v chromium >/dev/null && command -v bwrap >/dev/null || { \
+	  test "$$(id -u)" = 0 || { echo "need root to apt-get install chromium bubblewrap" >&2; exit 1; }; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium bubblewrap; }
+
+## Re-resolve requirements.in into requirements.lock (exact versions).
+lock:
+	rm -rf /tmp/bptt-lock-venv && $(PYTHON) -m venv /tmp/bptt-lock-venv
+	/tmp/bptt-lock-venv/bin/pip install --quiet -r requirements.in
+	{ echo "# Exact versions of every package, resolved from requirements.in by \`make lock\` on Python 3.11."; \
+	  echo "# torch 2.13.0 is the CPU wheel on this machine's disk; any other version downloads a CUDA build."; \
+	  /tmp/bptt-lock-venv/bin/pip freeze | sed 's/^torch==2.13.0+cpu$$/torch==2.13.0/'; } > requirements.lock
+
+clean:
+	rm -rf _build .pytest_cache

@@ -1,0 +1,126 @@
+"""The simple RNN of equations (RNN-1) and (RNN-2), and its BPTT backward pass.
+
+    h_t = tanh(W_h h_{t-1} + W_x x_t + b_h)        (RNN-1)
+    y_t = W_y h_t + b_y                             (RNN-2)
+
+Everything is batched and batch-first, and works unchanged on NumPy arrays and on
+torch tensors (the same operators mean the same maths in both):
+
+    xs: (B, T, n_in)    hs: (B, T+1, n_h) with hs[:, 0] = h_0    ys: (B, T, n_out)
+    W_x: (n_h, n_in)    W_h: (n_h, n_h)    b_h: (n_h,)    W_y: (n_out, n_h)    b_y: (n_out,)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+
+PARAM_NAMES = ("W_x", "W_h", "b_h", "W_y", "b_y")
+
+
+def _tanh(z):
+    return torch.tanh(z) if isinstance(z, torch.Tensor) else np.tanh(z)
+
+
+def _zeros_like(a):
+    return torch.zeros_like(a) if isinstance(a, torch.Tensor) else np.zeros_like(a)
+
+
+def _log_softmax(z):
+    if isinstance(z, torch.Tensor):
+        return torch.log_softmax(z, -1)
+    shifted = z - z.max(-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+
+
+def init_params(n_in: int, n_h: int, n_out: int, *, seed: int = 0, scale: float = 0.5,
+                dtype=np.float64) -> dict[str, np.ndarray]:
+    """Random parameters {W_x, W_h, b_h, W_y, b_y} (NumPy) with entries ~ N(0, scale²/fan_in)."""
+    rng = np.random.default_rng(seed)
+
+    def draw(*shape, fan_in):
+        return (rng.standard_normal(shape) * scale / np.sqrt(fan_in)).astype(dtype)
+
+    return {
+        "W_x": draw(n_h, n_in, fan_in=n_in),
+        "W_h": draw(n_h, n_h, fan_in=n_h),
+        "b_h": draw(n_h, fan_in=n_h),
+        "W_y": draw(n_out, n_h, fan_in=n_h),
+        "b_y": draw(n_out, fan_in=n_h),
+    }
+
+
+def to_torch(params: Mapping, *, dtype=torch.float64, requires_grad: bool = False) -> dict:
+    """Copy a parameter dict (NumPy or torch) to fresh torch tensors."""
+    return {k: torch.tensor(np.asarray(v), dtype=dtype).requires_grad_(requires_grad)
+            for k, v in params.items()}
+
+
+def rnn_forward(params: Mapping, xs, h0=None):
+    """Run (RNN-1) over a sequence. xs: (B, T, n_in), h0: (B, n_h) or None (zeros).
+
+    Returns hs: (B, T+1, n_h), the hidden states h_0 .. h_T.
+    """
+    W_x, W_h, b_h = params["W_x"], params["W_h"], params["b_h"]
+    hs = [_zeros_like(xs[:, 0, :1] * W_h[:, 0]) if h0 is None else h0]
+    for t in range(xs.shape[1]):
+        hs.append(_tanh(hs[-1] @ W_h.T + xs[:, t] @ W_x.T + b_h))
+    stack = torch.stack if isinstance(xs, torch.Tensor) else np.stack
+    return stack(hs, 1)
+
+
+def rnn_outputs(params: Mapping, hs):
+    """(RNN-2) at every step. hs: (B, T+1, n_h) -> ys: (B, T, n_out)."""
+    return hs[:, 1:] @ params["W_y"].T + params["b_y"]
+
+
+def bptt(params: Mapping, xs, hs, dys) -> dict:
+    """Backpropagation through time: gradients of L given dL/dy_t for every step.
+
+    xs: (B, T, n_in), hs: (B, T+1, n_h) from `rnn_forward`, dys: (B, T, n_out) = dL/dy_t.
+    Returns {W_x, W_h, b_h, W_y, b_y, h0}, each the shape of its parameter (h0: (B, n_h)).
+    """
+    W_h, W_y = params["W_h"], params["W_y"]
+    grads = {k: _zeros_like(params[k]) for k in PARAM_NAMES}
+    delta_next = _zeros_like(hs[:, 0])                  # W_hᵀ δ_{T+1}^z = 0: no future
+    for t in reversed(range(xs.shape[1])):
+        h, h_prev, dy = hs[:, t + 1], hs[:, t], dys[:, t]
+        grads["W_y"] += dy.T @ h
+        grads["b_y"] += dy.sum(0)
+        delta_h = dy @ W_y + delta_next                 # δ_t^h = W_yᵀ δ_t^y + W_hᵀ δ_{t+1}^z
+        delta_z = delta_h * (1 - h**2)                  # δ_t^z = δ_t^h ⊙ (1 − h_t²)
+        grads["W_h"] += delta_z.T @ h_prev
+        grads["W_x"] += delta_z.T @ xs[:, t]
+        grads["b_h"] += delta_z.sum(0)
+        delta_next = delta_z @ W_h                      # becomes W_hᵀ δ_{t+1}^z one step back
+    grads["h0"] = delta_next
+    return grads
+
+
+def softmax_cross_entropy(logits, targets):
+    """Mean cross-entropy over the batch, and its gradient.
+
+    logits: (B, C), targets: (B,) integer classes. Returns (loss, dlogits (B, C)).
+    """
+    log_p = _log_softmax(logits)
+    B = logits.shape[0]
+    rows = torch.arange(B) if isinstance(logits, torch.Tensor) else np.arange(B)
+    loss = -log_p[rows, targets].mean()
+    dlogits = log_p.exp() if isinstance(log_p, torch.Tensor) else np.exp(log_p)
+    dlogits[rows, targets] -= 1
+    return loss, dlogits / B
+
+
+def last_step_loss_grads(params: Mapping, xs, targets, h0=None):
+    """Loss on the last output only (the remember-first set-up) and its BPTT gradients.
+
+    xs: (B, T, n_in), targets: (B,). Returns (loss, grads as in `bptt`, hs).
+    """
+    hs = rnn_forward(params, xs, h0)
+    logits = hs[:, -1] @ params["W_y"].T + params["b_y"]
+    loss, dlogits = softmax_cross_entropy(logits, targets)
+    dys = _zeros_like(rnn_outputs(params, hs))
+    dys[:, -1] = dlogits
+    return loss, bptt(params, xs, hs, dys), hs

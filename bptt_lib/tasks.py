@@ -1,0 +1,105 @@
+"""The "remember the first character" task and the RNN that attempts it.
+
+Given a sequence x_1 .. x_T of random one-hot characters, predict x_1 after reading x_T.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def remember_first(n_samples: int, T: int, n_classes: int = 8, *, seed: int = 0,
+                   dtype=torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random sequences and their first characters.
+
+    Returns X: (n_samples, T, n_classes) one-hot, y: (n_samples,) int64 with y = argmax X[:, 0].
+    """
+    if n_samples < 1 or T < 1 or n_classes < 2:
+        raise ValueError(f"need n_samples >= 1, T >= 1, n_classes >= 2; got "
+                         f"{n_samples=}, {T=}, {n_classes=}")
+    g = torch.Generator().manual_seed(seed)
+    chars = torch.randint(n_classes, (n_samples, T), generator=g)
+    return F.one_hot(chars, n_classes).to(dtype), chars[:, 0].clone()
+
+
+@dataclass(frozen=True)
+class RememberFirstSplit:
+    """Train and test sets of the remember-first task for one sequence length T."""
+
+    T: int
+    n_classes: int
+    X_train: torch.Tensor
+    y_train: torch.Tensor
+    X_test: torch.Tensor
+    y_test: torch.Tensor
+    seed: int
+
+    @classmethod
+    def make(cls, T: int, *, n_train: int = 512, n_test: int = 512, n_classes: int = 8,
+             seed: int = 0) -> RememberFirstSplit:
+        """Independent train and test sets (test drawn with a different seed stream)."""
+        X_tr, y_tr = remember_first(n_train, T, n_classes, seed=2 * seed)
+        X_te, y_te = remember_first(n_test, T, n_classes, seed=2 * seed + 1)
+        return cls(T, n_classes, X_tr, y_tr, X_te, y_te, seed)
+
+    def fresh_train(self, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """A new training set for `epoch`, the same size, never equal to the test set's stream."""
+        return remember_first(len(self.y_train), self.T, self.n_classes,
+                              seed=10_000 * (self.seed + 1) + epoch)
+
+
+class RememberFirstRNN(nn.Module):
+    """The simple RNN (RNN-1) with a linear read-out (RNN-2) applied to the last state only.
+
+    Parameters carry the chapter's names: W_x (n_h, C), W_h (n_h, n_h), b_h (n_h,),
+    W_y (C, n_h), b_y (C,). Initialised like torch.nn.RNN: U(−1/√n_h, 1/√n_h).
+    """
+
+    def __init__(self, n_classes: int = 8, hidden_size: int = 32):
+        super().__init__()
+        self.hidden_size = hidden_size
+        self.W_x = nn.Parameter(torch.empty(hidden_size, n_classes))
+        self.W_h = nn.Parameter(torch.empty(hidden_size, hidden_size))
+        self.b_h = nn.Parameter(torch.empty(hidden_size))
+        self.W_y = nn.Parameter(torch.empty(n_classes, hidden_size))
+        self.b_y = nn.Parameter(torch.empty(n_classes))
+        bound = 1 / math.sqrt(hidden_size)
+        for p in self.parameters():
+            nn.init.uniform_(p, -bound, bound)
+
+    def hidden_states(self, X: torch.Tensor, K: int | None = None) -> list[torch.Tensor]:
+        """h_0 .. h_T for X: (B, T, C), each (B, n_h).
+
+        With K, truncated BPTT: the state is detached after every K steps, so no gradient
+        flows back further than the start of its chunk of K steps.
+        """
+        h = X.new_zeros(X.shape[0], self.hidden_size)
+        hs = [h]
+        for t in range(X.shape[1]):
+            if K is not None and t > 0 and t % K == 0:
+                h = h.detach()
+            h = torch.tanh(h @ self.W_h.T + X[:, t] @ self.W_x.T + self.b_h)
+            hs.append(h)
+        return hs
+
+    def forward(self, X: torch.Tensor, K: int | None = None) -> torch.Tensor:
+        """Logits (B, C) for the first character, read out from h_T."""
+        return self.hidden_states(X, K)[-1] @ self.W_y.T + self.b_y
+
+
+def per_step_grad_norms(model: RememberFirstRNN, X: torch.Tensor,
+                        y: torch.Tensor) -> torch.Tensor:
+    """‖∂L/∂h_t‖ for t = 1 .. T from a single backward pass (not one probe per step).
+
+    X: (B, T, C), y: (B,). L is the mean cross-entropy; the norm is over the whole batch.
+    Returns a (T,) tensor. Leaves the model's .grad untouched.
+    """
+    hs = model.hidden_states(X)[1:]
+    loss = F.cross_entropy(hs[-1] @ model.W_y.T + model.b_y, y)
+    grads = torch.autograd.grad(loss, hs)
+    return torch.stack([g.norm() for g in grads])
