@@ -1,0 +1,1 @@
+"""Figure helpers for the chapter's plots (each takes data, returns a matplotlib Figure)."""
