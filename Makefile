@@ -39,7 +39,7 @@ lock:
 	/tmp/bptt-lock-venv/bin/pip install --quiet -r requirements.in
 	{ echo "# Exact versions of every package, resolved from requirements.in by \`make lock\` on Python 3.11."; \
 	  echo "# torch 2.13.0 is the CPU wheel on this machine's disk; any other version downloads a CUDA build."; \
-	  /tmp/bptt-lock-venv/bin/pip freeze | sed 's/^torch==2.13.0+cpu$$/torch==2.13.0/'; } > requirements.lock
+	  /tmp/bptt-lock-venv/bin/pip freeze --all --exclude pip --exclude-editable | sed 's/^torch==2.13.0+cpu$$/torch==2.13.0/'; } > requirements.lock
 
 clean:
 	rm -rf _build .pytest_cache

@@ -64,7 +64,10 @@ def rnn_forward(params: Mapping, xs, h0=None):
     Returns hs: (B, T+1, n_h), the hidden states h_0 .. h_T.
     """
     W_x, W_h, b_h = params["W_x"], params["W_h"], params["b_h"]
-    hs = [_zeros_like(xs[:, 0, :1] * W_h[:, 0]) if h0 is None else h0]
+    if h0 is None:
+        shape = (xs.shape[0], W_h.shape[0])
+        h0 = xs.new_zeros(shape) if isinstance(xs, torch.Tensor) else np.zeros(shape, xs.dtype)
+    hs = [h0]
     for t in range(xs.shape[1]):
         hs.append(_tanh(hs[-1] @ W_h.T + xs[:, t] @ W_x.T + b_h))
     stack = torch.stack if isinstance(xs, torch.Tensor) else np.stack
