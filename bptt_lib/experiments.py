@@ -1,1 +1,157 @@
-"""The chapter's experiments: one configuration and one runner each, shared by the book and tests."""
+"""The chapter's experiments: one configuration and runner each, shared by book and tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .checks import rel_error
+from .jacobians import (
+    driven_trajectory,
+    jacobian_product_norms,
+    magnitude_bound,
+    matrix_with_sigma_max,
+    matrix_with_spectral_radius,
+    spectral_norm,
+    spectral_radius,
+)
+from .rnn import (
+    PARAM_NAMES,
+    bptt,
+    init_params,
+    rnn_forward,
+    rnn_outputs,
+    softmax_cross_entropy,
+    to_torch,
+)
+
+# ---------------------------------------------------------------------------------------------
+# 33.2 and 33.3 (the theory pages): the executed BPTT algorithm, and the Jacobian-product study.
+# ---------------------------------------------------------------------------------------------
+
+
+def per_step_loss(ys, targets):
+    """L = Σ_t ℓ_t with ℓ_t the batch-mean cross-entropy of y_t, and δ^y_t = ∂L/∂y_t.
+
+    ys: (B, T, C) outputs of (RNN-2), targets: (B, T) classes. Returns (L, dys (B, T, C)).
+    """
+    losses, dys = zip(*(softmax_cross_entropy(ys[:, t], targets[:, t])
+                        for t in range(ys.shape[1])), strict=True)
+    stack = torch.stack if isinstance(ys, torch.Tensor) else np.stack
+    return sum(losses), stack(dys, 1)
+
+
+def autograd_per_step(params, xs, targets) -> tuple[float, dict[str, np.ndarray]]:
+    """Reference for `per_step_loss`: L and its gradients {W_x, W_h, b_h, W_y, b_y, h0}
+    by torch.autograd in float64 (NumPy arrays). xs: (B, T, n_in), targets: (B, T)."""
+    p = to_torch(params, requires_grad=True)
+    xs = torch.as_tensor(xs, dtype=torch.float64)
+    targets = torch.as_tensor(targets)
+    h0 = xs.new_zeros(xs.shape[0], p["W_h"].shape[0], requires_grad=True)
+    ys = rnn_outputs(p, rnn_forward(p, xs, h0))
+    L = sum(F.cross_entropy(ys[:, t], targets[:, t]) for t in range(ys.shape[1]))
+    names = [*PARAM_NAMES, "h0"]
+    grads = torch.autograd.grad(L, [*(p[k] for k in PARAM_NAMES), h0])
+    return L.item(), {k: g.numpy() for k, g in zip(names, grads, strict=True)}
+
+
+@dataclass(frozen=True)
+class ManualBPTT:
+    """33.2's executed example: a small RNN with a loss at every step, in float64."""
+
+    n_in: int = 3
+    n_h: int = 5
+    n_out: int = 4
+    batch: int = 2
+    T: int = 6
+    seed: int = 0
+    tol: float = 1e-10
+
+    def problem(self) -> tuple[dict, np.ndarray, np.ndarray]:
+        """(params, xs (B, T, n_in), targets (B, T)), all drawn from `seed`."""
+        rng = np.random.default_rng(self.seed)
+        params = init_params(self.n_in, self.n_h, self.n_out, seed=self.seed, scale=1.5)
+        xs = rng.standard_normal((self.batch, self.T, self.n_in))
+        return params, xs, rng.integers(self.n_out, size=(self.batch, self.T))
+
+
+@dataclass(frozen=True)
+class ManualBPTTResult:
+    """Loss by hand and by autograd, and each gradient's relative error against autograd."""
+
+    loss: float
+    loss_autograd: float
+    errors: dict[str, float]
+
+    @property
+    def worst(self) -> float:
+        return max(self.errors.values())
+
+
+def manual_bptt_check(config: ManualBPTT = ManualBPTT()) -> ManualBPTTResult:  # noqa: B008
+    """Run the BPTT algorithm by hand (`bptt`) and compare every gradient with autograd."""
+    params, xs, targets = config.problem()
+    hs = rnn_forward(params, xs)                              # forward pass, (RNN-1)
+    L, dys = per_step_loss(rnn_outputs(params, hs), targets)  # (RNN-2), ℓ_t and δ^y_t
+    grads = bptt(params, xs, hs, dys)                         # backward pass
+    L_ref, ref = autograd_per_step(params, xs, targets)
+    return ManualBPTTResult(float(L), L_ref, {k: rel_error(grads[k], ref[k]) for k in ref})
+
+
+@dataclass(frozen=True)
+class JacobianCase:
+    """‖∂h_t/∂h_0‖₂ along one driven trajectory of h_t = tanh(W_h h_{t−1} + u_t), and the bound.
+
+    W_h: (n_h, n_h); hs: (T+1, n_h); norms and bound: (T,) for t − k = 1 .. T (k = 0).
+    """
+
+    W_h: np.ndarray
+    hs: np.ndarray
+    norms: np.ndarray
+    bound: np.ndarray
+
+    @property
+    def steps(self) -> np.ndarray:
+        return np.arange(1, len(self.norms) + 1)
+
+    @property
+    def sigma_max(self) -> float:
+        return spectral_norm(self.W_h)
+
+    @property
+    def rho(self) -> float:
+        return spectral_radius(self.W_h)
+
+    @property
+    def growth_per_step(self) -> float:
+        """The measured average factor per step, ‖∂h_T/∂h_0‖^{1/T} (the bound's is σ_max)."""
+        return float(self.norms[-1] ** (1 / len(self.norms)))
+
+
+def jacobian_case(W_h: np.ndarray, T: int, *, input_scale: float, seed: int) -> JacobianCase:
+    """Drive the RNN with random inputs for T steps and measure the Jacobian-product norms."""
+    hs = driven_trajectory(W_h, T, input_scale=input_scale, seed=seed)
+    norms = jacobian_product_norms(W_h, hs)
+    return JacobianCase(W_h, hs, norms, magnitude_bound(W_h, np.arange(1, T + 1)))
+
+
+@dataclass(frozen=True)
+class JacobianNormStudy:
+    """33.3's numerical check of the bound: one W_h that must vanish, one that explodes."""
+
+    vanishing: JacobianCase
+    exploding: JacobianCase
+
+
+def jacobian_norm_study(*, n_h: int = 32, T: int = 50, sigma_max: float = 0.9, rho: float = 3.0,
+                        input_scale: float = 0.5, seed: int = 0) -> JacobianNormStudy:
+    """vanishing: σ_max(W_h) = sigma_max < 1; exploding: ρ(W_h) = rho > 1 (a chaotic regime)."""
+    return JacobianNormStudy(
+        vanishing=jacobian_case(matrix_with_sigma_max(n_h, sigma_max, seed=seed), T,
+                                input_scale=input_scale, seed=seed),
+        exploding=jacobian_case(matrix_with_spectral_radius(n_h, rho, seed=seed), T,
+                                input_scale=input_scale, seed=seed),
+    )
