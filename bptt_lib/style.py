@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import matplotlib as mpl
+import matplotlib.style  # noqa: F401  (makes mpl.style available without pyplot)
 
 BLUE = "#3b82f6"
 BLUE_DARK = "#2563eb"
