@@ -112,6 +112,7 @@ class JacobianCase:
     hs: np.ndarray
     norms: np.ndarray
     bound: np.ndarray
+    input_scale: float
 
     @property
     def steps(self) -> np.ndarray:
@@ -126,6 +127,11 @@ class JacobianCase:
         return spectral_radius(self.W_h)
 
     @property
+    def mean_tanh_slope(self) -> float:
+        """The average diagonal entry 1 − h_j² of the Jacobians along the trajectory."""
+        return float(np.mean(1 - self.hs[1:] ** 2))
+
+    @property
     def growth_per_step(self) -> float:
         """The measured average factor per step, ‖∂h_T/∂h_0‖^{1/T} (the bound's is σ_max)."""
         return float(self.norms[-1] ** (1 / len(self.norms)))
@@ -135,23 +141,30 @@ def jacobian_case(W_h: np.ndarray, T: int, *, input_scale: float, seed: int) -> 
     """Drive the RNN with random inputs for T steps and measure the Jacobian-product norms."""
     hs = driven_trajectory(W_h, T, input_scale=input_scale, seed=seed)
     norms = jacobian_product_norms(W_h, hs)
-    return JacobianCase(W_h, hs, norms, magnitude_bound(W_h, np.arange(1, T + 1)))
+    return JacobianCase(W_h, hs, norms, magnitude_bound(W_h, np.arange(1, T + 1)), input_scale)
 
 
 @dataclass(frozen=True)
 class JacobianNormStudy:
-    """33.3's numerical check of the bound: one W_h that must vanish, one that explodes."""
+    """33.3's numerical check of the bound: a W_h that must vanish (σ_max < 1), one on the
+    boundary (σ_max = 1), and one that explodes (ρ > 1), all driven by the same inputs."""
 
     vanishing: JacobianCase
+    boundary: JacobianCase
     exploding: JacobianCase
+
+    def cases(self) -> dict[str, JacobianCase]:
+        return {"Vanishing": self.vanishing, "Boundary": self.boundary,
+                "Exploding": self.exploding}
 
 
 def jacobian_norm_study(*, n_h: int = 32, T: int = 50, sigma_max: float = 0.9, rho: float = 3.0,
                         input_scale: float = 0.5, seed: int = 0) -> JacobianNormStudy:
-    """vanishing: σ_max(W_h) = sigma_max < 1; exploding: ρ(W_h) = rho > 1 (a chaotic regime)."""
-    return JacobianNormStudy(
-        vanishing=jacobian_case(matrix_with_sigma_max(n_h, sigma_max, seed=seed), T,
-                                input_scale=input_scale, seed=seed),
-        exploding=jacobian_case(matrix_with_spectral_radius(n_h, rho, seed=seed), T,
-                                input_scale=input_scale, seed=seed),
-    )
+    """vanishing: σ_max(W_h) = sigma_max < 1; boundary: σ_max(W_h) = 1;
+    exploding: ρ(W_h) = rho > 1 (a chaotic regime). Inputs u_t ~ N(0, input_scale²)."""
+    def run(W_h):
+        return jacobian_case(W_h, T, input_scale=input_scale, seed=seed)
+
+    return JacobianNormStudy(vanishing=run(matrix_with_sigma_max(n_h, sigma_max, seed=seed)),
+                             boundary=run(matrix_with_sigma_max(n_h, 1.0, seed=seed)),
+                             exploding=run(matrix_with_spectral_radius(n_h, rho, seed=seed)))

@@ -7,7 +7,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch
 
-from .style import AMBER, BLUE, BLUE_DARK, GRAY, RED
+from .style import AMBER, BLUE, BLUE_DARK, GRAY, GREEN, RED
 
 # ---------------------------------------------------------------------------------------------
 # 33.1 and 33.3 (the theory pages)
@@ -74,9 +74,9 @@ def unrolling_diagram(T_shown: int = 3) -> Figure:
 
 def jacobian_norms_figure(cases: dict) -> Figure:
     """Measured ‖∂h_t/∂h_k‖₂ and the bound (σ_max)^{t−k} against t − k on a log axis, one panel
-    per case. cases: {title: JacobianCase} (see `bptt_lib.experiments.jacobian_norm_study`)."""
-    fig, axes = plt.subplots(1, len(cases), figsize=(6 * len(cases), 4.3))
-    for ax, (title, case), color in zip(np.atleast_1d(axes), cases.items(), (BLUE, RED),
+    per case (up to three). cases: {title: JacobianCase}, e.g. `jacobian_norm_study().cases()`."""
+    fig, axes = plt.subplots(1, len(cases), figsize=(5.2 * len(cases), 4.3))
+    for ax, (title, case), color in zip(np.atleast_1d(axes), cases.items(), (BLUE, GREEN, RED),
                                         strict=False):
         ax.semilogy(case.steps, case.norms, color=color, lw=2.2, label="measured")
         bound_label = rf"bound $\sigma_{{\max}}^{{t-k}}$, $\sigma_{{\max}} = {case.sigma_max:.2f}$"
