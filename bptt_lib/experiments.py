@@ -91,9 +91,9 @@ class ManualBPTTResult:
         return max(self.errors.values())
 
 
-def manual_bptt_check(config: ManualBPTT = ManualBPTT()) -> ManualBPTTResult:  # noqa: B008
+def manual_bptt_check(config: ManualBPTT | None = None) -> ManualBPTTResult:
     """Run the BPTT algorithm by hand (`bptt`) and compare every gradient with autograd."""
-    params, xs, targets = config.problem()
+    params, xs, targets = (config or ManualBPTT()).problem()
     hs = rnn_forward(params, xs)                              # forward pass, (RNN-1)
     L, dys = per_step_loss(rnn_outputs(params, hs), targets)  # (RNN-2), ℓ_t and δ^y_t
     grads = bptt(params, xs, hs, dys)                         # backward pass

@@ -74,16 +74,18 @@ def unrolling_diagram(T_shown: int = 3) -> Figure:
 
 def jacobian_norms_figure(cases: dict) -> Figure:
     """Measured ‖∂h_t/∂h_k‖₂ and the bound (σ_max)^{t−k} against t − k on a log axis, one panel
-    per case (up to three). cases: {title: JacobianCase}, e.g. `jacobian_norm_study().cases()`."""
-    fig, axes = plt.subplots(1, len(cases), figsize=(5.2 * len(cases), 4.3))
+    per case (up to three, stacked). cases: {title: JacobianCase}, e.g. `study.cases()`."""
+    fig, axes = plt.subplots(len(cases), 1, figsize=(8, 2.7 * len(cases)), sharex=True)
     for ax, (title, case), color in zip(np.atleast_1d(axes), cases.items(), (BLUE, GREEN, RED),
                                         strict=False):
         ax.semilogy(case.steps, case.norms, color=color, lw=2.2, label="measured")
-        bound_label = rf"bound $\sigma_{{\max}}^{{t-k}}$, $\sigma_{{\max}} = {case.sigma_max:.2f}$"
-        ax.semilogy(case.steps, case.bound, color=GRAY, lw=1.8, ls="--", label=bound_label)
+        ax.semilogy(case.steps, case.bound, color=GRAY, lw=1.8, ls="--",
+                    label=r"bound $\sigma_{\max}^{t-k}$")
         ax.axhline(1, color=GRAY, lw=1, alpha=0.6)
-        ax.set(title=f"{title} ($\\rho(W_h) = {case.rho:.2f}$)", xlabel="steps back $t - k$",
+        ax.set(title=rf"{title}: $\sigma_{{\max}}(W_h) = {case.sigma_max:.2f}$, "
+                     rf"$\rho(W_h) = {case.rho:.2f}$",
                ylabel=r"$\|\partial h_t / \partial h_k\|_2$")
-        ax.legend(loc="best", fontsize=10)
+        ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=10)
+    ax.set_xlabel("steps back in time $t - k$")
     fig.tight_layout()
     return fig
