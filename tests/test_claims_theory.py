@@ -1,0 +1,120 @@
+"""The claims the theory pages (33.2, 33.3) make in prose, checked on the same runs the pages use.
+
+Each test names the sentence it backs. The runners and their configurations come from
+`bptt_lib.experiments`, exactly as the pages call them.
+"""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+
+from bptt_lib import plots
+from bptt_lib.experiments import ManualBPTT, jacobian_norm_study, manual_bptt_check
+
+BOUND_SLACK = 1 + 1e-12   # round-off allowance when comparing a computed norm with the bound
+
+
+@pytest.fixture(scope="module")
+def study():
+    return jacobian_norm_study()
+
+
+# --- 33.2: "the largest relative error over all six gradients, h_0 included, ... far below the
+#     threshold that the assert enforces" -----------------------------------------------------
+
+def test_executed_manual_bptt_matches_autograd():
+    config = ManualBPTT()
+    check = manual_bptt_check(config)
+    assert set(check.errors) == {"W_x", "W_h", "b_h", "W_y", "b_y", "h0"}
+    assert config.tol <= 1e-10
+    assert check.worst <= config.tol, check.errors
+    assert check.loss == pytest.approx(check.loss_autograd, rel=1e-12)
+
+
+# --- 33.3: "the bound must hold at every step" (asserted on the page as well) -----------------
+
+def test_bound_holds_at_every_step(study):
+    for name, case in study.cases().items():
+        assert len(case.norms) == len(case.bound) == len(case.hs) - 1
+        assert (case.norms <= case.bound * BOUND_SLACK).all(), name
+
+
+def test_spectral_radius_never_exceeds_sigma_max(study):
+    for case in study.cases().values():
+        assert case.rho <= case.sigma_max * BOUND_SLACK
+
+
+# --- Vanishing: "σ_max < 1 ... vanishing guaranteed"; "the measured norm" far below the bound;
+#     "shrinks by a factor of about <growth> per step instead of the bound's σ_max";
+#     "the tanh slopes average <slope>, and ρ is well below σ_max" -----------------------------
+
+def test_vanishing_case(study):
+    v = study.vanishing
+    assert v.sigma_max == pytest.approx(0.9) and v.rho < 1
+    assert v.bound[-1] < 1e-2                  # the bound alone forces decay within T steps
+    assert v.norms[-1] < 1e-6 * v.bound[-1]    # measured: many orders of magnitude below it
+    assert v.growth_per_step < v.sigma_max
+    assert v.mean_tanh_slope < 1
+    assert v.rho < 0.75 * v.sigma_max
+
+
+# --- Boundary: "the bound only forbids growth, yet the product still vanishes" ----------------
+
+def test_boundary_case_still_vanishes(study):
+    b = study.boundary
+    assert b.sigma_max == pytest.approx(1.0)
+    np.testing.assert_allclose(b.bound, 1.0, rtol=1e-12)
+    assert b.norms.max() <= BOUND_SLACK
+    assert b.norms[-1] < 1e-6
+
+
+# --- Exploding: "ρ > 1"; "the product grows exponentially"; "far below the bound: about
+#     <growth> per step, not σ_max"; "the slopes average only <slope>" ---------------------------
+
+def test_exploding_case_really_explodes(study):
+    e = study.exploding
+    T = len(e.norms)
+    assert e.rho == pytest.approx(3.0) and e.sigma_max > 1
+    assert e.norms[-1] > 1e3
+    # exponential, not a transient: it keeps growing over the second half too, and a
+    # straight-line fit of log ‖∏‖ against t − k has a clearly positive slope
+    assert e.norms[-1] > 10 * e.norms[T // 2]
+    slope = np.polyfit(e.steps, np.log(e.norms), 1)[0]
+    assert slope > np.log(1.1)
+    assert e.growth_per_step > 1.1
+
+
+def test_exploding_growth_is_far_below_the_bound(study):
+    e = study.exploding
+    assert e.growth_per_step < e.sigma_max / 2
+    assert e.norms[-1] < 1e-20 * e.bound[-1]
+
+
+def test_exploding_trajectory_is_saturated(study):
+    """'drives many units into saturation ... the slopes average only <slope>'."""
+    e, v = study.exploding, study.vanishing
+    assert e.mean_tanh_slope < 0.5 < v.mean_tanh_slope
+    assert np.mean(np.abs(e.hs[1:]) > 0.95) > 0.2
+
+
+def test_all_cases_share_the_inputs(study):
+    """'all driven by the same inputs': same n_h, T, input scale."""
+    cases = list(study.cases().values())
+    assert len({(c.W_h.shape, len(c.norms), c.input_scale) for c in cases}) == 1
+
+
+# --- The figures the pages regenerate ---------------------------------------------------------
+
+def test_figures_draw(study):
+    fig = plots.unrolling_diagram()
+    assert len(fig.axes) == 2
+    plt.close(fig)
+    fig = plots.jacobian_norms_figure(study.cases())
+    assert len(fig.axes) == 3
+    for ax, case in zip(fig.axes, study.cases().values(), strict=True):
+        measured, bound = ax.get_lines()[:2]
+        np.testing.assert_array_equal(measured.get_ydata(), case.norms)
+        np.testing.assert_array_equal(bound.get_ydata(), case.bound)
+    plt.close(fig)
