@@ -1,0 +1,650 @@
+"""Checks behind the graded exercises 33.1–33.5 (the nbgrader notebooks in `solutions/`).
+
+Every check compares the student's answer with a reference computed by autograd in a *fresh*
+Python process (`python -I -m bptt_lib.grading <exercise> <seed>`), so nothing a student
+monkeypatches in the notebook (np.allclose, torch.allclose, torch.autograd, …) reaches the
+reference; the comparison itself is pure-Python arithmetic on `.tolist()` copies. A failed
+check raises `GradingFailure` whose message says what is wrong and hints at why, and whose
+traceback shows only that message (so feedback never prints the hidden test's source).
+
+Tolerance: relative error max|a − b| / (max|a| + max|b|) ≤ TOL = 1e-7, in float64.
+"""
+
+from __future__ import annotations
+
+import builtins
+import dis
+import json
+import math
+import subprocess
+import sys
+import types
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+
+TOL = 1e-7
+
+# Bound at import (the notebook's first cell), before any student code runs.
+_isfinite, _run, _loads, _executable = math.isfinite, subprocess.run, json.loads, sys.executable
+_nd_tolist, _t_tolist, _t_detach = np.ndarray.tolist, torch._C.TensorBase.tolist, \
+    torch._C.TensorBase.detach
+_ndarray, _Tensor, _float64 = np.ndarray, torch.Tensor, np.dtype("float64")
+torch.set_num_threads(1)  # graded runs: the same arithmetic as the reference, fast on a busy box
+
+
+class GradingFailure(AssertionError):
+    """A failed check; IPython shows only the message, never the grading cell's source."""
+
+    def _render_traceback_(self):
+        return ["GradingFailure: " + str(self)]
+
+
+def fail(message: str):
+    raise GradingFailure(message)
+
+
+# ---------------------------------------------------------------- pure-Python comparisons
+
+def _flat(x) -> list[float]:
+    if isinstance(x, list | tuple):
+        return [v for item in x for v in _flat(item)]
+    return [float(x)]
+
+
+def rel_error(a, b) -> float:
+    """max|a − b| / (max|a| + max|b|) over two nested lists of the same length."""
+    a, b = _flat(a), _flat(b)
+    diff = max((abs(x - y) for x, y in zip(a, b, strict=True)), default=0.0)
+    scale = max((abs(x) for x in a), default=0.0) + max((abs(y) for y in b), default=0.0)
+    return diff / scale if diff else 0.0
+
+
+def _shape(x) -> tuple[int, ...]:
+    return (len(x), *_shape(x[0])) if isinstance(x, list) and x else (
+        (0,) if isinstance(x, list) else ())
+
+
+def _transpose(x: list) -> list:
+    return [list(col) for col in zip(*x, strict=True)]
+
+
+def as_list(name: str, value, shape: tuple[int, ...], *, float64: bool = True) -> list:
+    """The student's array as nested lists, after checking type, dtype, shape and finiteness."""
+    if value is None:
+        fail(f"{name} is missing: your function returned None")
+    if isinstance(value, _Tensor):
+        dtype_ok, data = value.dtype == torch.float64, _t_tolist(_t_detach(value))
+    elif isinstance(value, _ndarray):
+        dtype_ok, data = value.dtype == _float64, _nd_tolist(value)
+    else:
+        fail(f"{name} should be a NumPy array, got {type(value).__name__}")
+    if float64 and not dtype_ok:
+        fail(f"{name} has dtype {value.dtype}; compute in float64 — float32 keeps only ~7 "
+             f"digits, too few for the tolerance {TOL:.0e}")
+    got = tuple(value.shape)
+    if got != tuple(shape):
+        hint = " — transposed?" if got == tuple(shape)[::-1] else ""
+        fail(f"{name} has shape {got}, expected {tuple(shape)}{hint}")
+    bad = [i for i, v in enumerate(_flat(data)) if not _isfinite(v)]
+    if bad:
+        fail(f"{name} contains {len(bad)} NaN/inf entries (first at flat index {bad[0]}); "
+             "look for a division by zero or an overflow")
+    return data
+
+
+def compare(name: str, mine, reference: list, *, hints: dict[str, tuple[list, str]] = (),
+            tol: float = TOL) -> None:
+    """Fail unless `mine` matches `reference` (nested lists) to relative error `tol`.
+
+    hints: {label: (a known wrong answer, explanation)}; a match names the mistake.
+    """
+    data = as_list(name, mine, _shape(reference))
+    err = rel_error(data, reference)
+    if err <= tol:
+        return
+    lines = [f"{name} is off: relative error {err:.2e} > {tol:.0e} (float64)."]
+    if len(_shape(reference)) == 2 and len(reference) == len(reference[0]) and \
+            rel_error(_transpose(data), reference) <= tol:
+        lines.append("It equals the transpose of the right answer: check W vs Wᵀ and the "
+                     "order of the outer product (δ hᵀ, not h δᵀ).")
+    elif rel_error([-v for v in _flat(data)], _flat(reference)) <= tol:
+        lines.append("It has the wrong sign.")
+    for wrong, explanation in dict(hints).values():
+        if rel_error(_flat(data), _flat(wrong)) <= tol:
+            lines.append(explanation)
+    fail("\n".join(lines))
+
+
+def first_divergent_step(name: str, mine: list, reference: list, tol: float = TOL) -> int | None:
+    """Walking back from the last step, the first row t (1-based step) where mine is wrong."""
+    for t in reversed(range(len(reference))):
+        if rel_error(mine[t], reference[t]) > tol:
+            return t + 1
+    return None
+
+
+# ---------------------------------------------------------------- references, out of process
+
+_CACHE: dict[tuple[str, int], dict] = {}
+
+
+def reference(exercise: str, seed: int) -> dict:
+    """The reference data for one exercise and seed, computed in a fresh interpreter."""
+    key = (exercise, seed)
+    if key not in _CACHE:
+        out = _run([_executable, "-I", "-m", "bptt_lib.grading", exercise, str(seed)],
+                   capture_output=True, text=True, timeout=120, check=False)
+        if out.returncode:
+            raise RuntimeError(f"reference computation failed:\n{out.stderr[-2000:]}")
+        _CACHE[key] = _loads(out.stdout)
+    return _CACHE[key]
+
+
+def student(name: str):
+    """The student's definition of `name` in the notebook's namespace."""
+    try:
+        from IPython import get_ipython
+        ns = get_ipython().user_ns
+    except (ImportError, AttributeError):
+        ns = vars(sys.modules["__main__"])
+    if name not in ns:
+        fail(f"`{name}` is not defined: run its cell, and keep the name the notebook asks for")
+    return ns[name]
+
+
+def _call(fn, *args, **kwargs):
+    """Call the student's function; turn any exception into a readable failure."""
+    try:
+        return fn(*args, **kwargs)
+    except GradingFailure:
+        raise
+    except BaseException as e:  # noqa: BLE001 — KeyboardInterrupt is the cell timeout
+        fail(f"{getattr(fn, '__name__', fn)}(…) raised {type(e).__name__}: {e}")
+
+
+def _arr(x) -> np.ndarray:
+    return np.array(x, dtype=np.float64)
+
+
+# ---------------------------------------------------------------- "no autograd" enforcement
+
+_FORBIDDEN_NAMES = frozenset({
+    "backward", "autograd", "jacobian", "vjp", "jvp", "jacrev", "jacfwd", "hessian", "func",
+    "bptt", "last_step_loss_grads", "autograd_last_step", "run_backward", "_execution_engine",
+    "per_step_grad_norms"})
+_NAME_OPS = {"LOAD_GLOBAL", "LOAD_NAME", "LOAD_ATTR", "LOAD_METHOD", "IMPORT_NAME",
+             "IMPORT_FROM", "LOAD_DEREF", "LOAD_FROM_DICT_OR_GLOBALS"}
+
+
+def _forbidden_objects() -> list:
+    import torch.autograd.functional as taf
+    import torch.func as tf
+
+    from . import checks, rnn, tasks
+    return [torch.autograd.grad, torch.autograd.backward, torch.Tensor.backward,
+            *(getattr(taf, n) for n in ("jacobian", "vjp", "jvp", "hessian", "vhp", "hvp")),
+            *(getattr(tf, n) for n in ("grad", "vjp", "jvp", "jacrev", "jacfwd")),
+            rnn.bptt, rnn.last_step_loss_grads, checks.autograd_last_step,
+            tasks.per_step_grad_norms]
+
+
+def autograd_references(fn) -> list[str]:
+    """Names of autograd/BPTT entry points that `fn` (or a notebook helper it calls) refers to."""
+    found, seen, todo = [], set(), [(fn.__code__, getattr(fn, "__globals__", {}))]
+    banned_ids = {id(o) for o in _forbidden_objects()}
+    while todo:
+        code, glb = todo.pop()
+        if code in seen:
+            continue
+        seen.add(code)
+        for ins in dis.get_instructions(code):
+            name = ins.argval if isinstance(ins.argval, str) else None
+            if ins.opname not in _NAME_OPS or name is None:
+                continue
+            value = glb.get(name)
+            if name in _FORBIDDEN_NAMES or (ins.opname.startswith("LOAD_ATTR") and name == "grad"):
+                found.append(f"{name} (line {ins.positions.lineno})")
+            elif id(value) in banned_ids or isinstance(value, types.ModuleType) and (
+                    value.__name__.startswith(("torch.autograd", "torch.func"))):
+                found.append(f"{name}, an alias of {getattr(value, '__name__', value)}")
+            elif isinstance(value, types.FunctionType) and value.__module__ == fn.__module__:
+                todo.append((value.__code__, value.__globals__))
+        todo.extend((c, glb) for c in code.co_consts if isinstance(c, types.CodeType))
+    return found
+
+
+def _tripwire(*args, **kwargs):
+    return builtins._bptt_grading_tripwire()  # resolved through builtins from any module
+
+
+@contextmanager
+def no_autograd():
+    """Inside: any recorded autograd graph, or a call to an autograd/BPTT function (under any
+    alias, since the functions' code is swapped), raises and is recorded in the yielded list."""
+    used: list[str] = []
+
+    def trip(what="an autograd or library BPTT function"):
+        used.append(what)
+        raise RuntimeError(f"{what} is not allowed in a hand-written backward pass")
+
+    def pack(_):
+        trip("autograd (a graph was recorded for backward)")
+
+    builtins._bptt_grading_tripwire = trip
+    swapped = []
+    for f in _forbidden_objects():
+        f = getattr(f, "__func__", f)
+        if isinstance(f, types.FunctionType) and not f.__code__.co_freevars:
+            swapped.append((f, f.__code__))
+            f.__code__ = _tripwire.__code__
+    try:
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda x: x):
+            yield used
+    finally:
+        for f, code in swapped:
+            f.__code__ = code
+        del builtins._bptt_grading_tripwire
+
+
+def call_manually(fn, *args):
+    """Run a hand-written backward pass; fail if it calls autograd or a library's BPTT."""
+    refs = autograd_references(fn)
+    if refs:
+        fail(f"{fn.__name__} refers to {', '.join(refs)}: the backward pass must be written "
+             "by hand (NumPy), without autograd or bptt_lib's BPTT — no marks for it.")
+    with no_autograd() as used:
+        try:
+            result = fn(*args)
+        except BaseException as e:  # noqa: BLE001
+            if not used:
+                fail(f"{fn.__name__}(…) raised {type(e).__name__}: {e}")
+    if used:
+        fail(f"{fn.__name__} used {used[0]}: the backward pass must be written by hand — "
+             "no marks for it.")
+    return result
+
+
+# ---------------------------------------------------------------- 33.1: W_x gradient
+
+def check_33_1(part: str, seed: int) -> None:
+    """part: 'deltas' | 'grad_W_x' | 'contribution_norms', on the hidden random RNN `seed`."""
+    fn = student(part)
+    ref = reference("ex33_1", seed)
+    p, xs, target = {k: _arr(v) for k, v in ref["params"].items()}, _arr(ref["xs"]), ref["target"]
+    if part == "deltas":
+        mine = as_list("deltas", call_manually(fn, p, xs, target), _shape(ref["deltas"]))
+        t = first_divergent_step("deltas", mine, ref["deltas"])
+        if t is not None:
+            hint = (" It equals ∂L/∂h_k: multiply by the tanh derivative diag(1 − h_k²)."
+                    if rel_error(mine, ref["dh"]) <= TOL else
+                    " Check the Jacobian product ∂h_T/∂h_k for that k (factors k+1 .. T).")
+            fail(f"δ_k is wrong from step k = {t} backwards (steps after {t} are right; "
+                 f"relative error at k = {t}: {rel_error(mine[t - 1], ref['deltas'][t - 1]):.1e})."
+                 + hint)
+    elif part == "grad_W_x":
+        compare("∂L/∂W_x", call_manually(fn, p, xs, target), ref["grad_W_x"], hints={
+            "last": (ref["last_term"], "It is only the k = T term: ∂L/∂W_x sums δ_k x_kᵀ over "
+                     "every step k = 1 .. T — that sum is why vanishing hits W_x too."),
+            "dh": (ref["grad_W_x_dh"], "It uses ∂L/∂h_k instead of δ_k = ∂L/∂z_k: the tanh "
+                   "derivative (1 − h_k²) is missing.")})
+    else:
+        compare("contribution norms (rows: ‖δ_k x_kᵀ‖, ‖δ_k h_{k−1}ᵀ‖)",
+                _call(fn, p, xs, target), ref["norms"])
+
+
+# ---------------------------------------------------------------- 33.2: linear RNN
+
+def check_33_2(part: str, seed: int) -> None:
+    """part: 'linear_jacobian_product' (W_h, k, t) | 'power_via_eig' (W_h, n) | 'classify' (W_h)."""
+    fn = student(part)
+    ref = reference("ex33_2", seed)
+    W_h = _arr(ref["W_h"])
+    if part == "linear_jacobian_product":
+        k, t = ref["k"], ref["t"]
+        compare(f"∂h_{t}/∂h_{k} of the linear RNN", _call(fn, W_h, k, t), ref["jacobian"],
+                hints={"off": (ref["power_minus_1"], f"It is W_h^{t - k - 1}: there are t − k "
+                                                     f"= {t - k} factors (j = k+1 .. t).")})
+    elif part == "power_via_eig":
+        n = ref["n"]
+        out = _call(fn, W_h, n)
+        if isinstance(out, _ndarray) and out.dtype.kind == "c":
+            fail(f"W_h^{n} came back complex ({out.dtype}): for a real W_h the imaginary parts "
+                 "of conjugate eigenvalue pairs cancel — return the real part.")
+        compare(f"W_h^{n} via the eigendecomposition", out, ref["power"], hints={
+            "VT": (ref["power_VT"], "You used Vᵀ where V⁻¹ belongs: the eigenvectors of a "
+                                    "non-symmetric W_h are not orthogonal.")})
+    else:
+        for case in ref["classify"]:
+            W = _arr(case["W"])
+            got = _call(fn, W)
+            if got != case["label"]:
+                fail(f"classify(W_h) returned {got!r} for a W_h with spectral radius "
+                     f"ρ = {case['rho']:.3f} and σ_max = {case['sigma']:.3f}; expected "
+                     f"{case['label']!r}. ρ = max|λ_i| decides W_h^n as n grows: "
+                     "|λ_i|^n → 0 for every i when ρ < 1; some |λ_i|^n → ∞ when ρ > 1. "
+                     "σ_max only bounds a single step, and complex λ count by modulus.")
+
+
+# ---------------------------------------------------------------- 33.3: hidden size
+
+def check_33_3(part: str, seed: int) -> None:
+    """part: 'structure' | 'deterministic' | 'h32' | 'h128'; run(hidden_size, seed) -> (rec, g)."""
+    run, T, epochs = student("run"), CONFIG_33_3["T"], CONFIG_33_3["EPOCHS"]
+
+    def result(h, s):
+        out = _call(run, h, seed=s)
+        if not (isinstance(out, tuple) and len(out) == 2):
+            fail("run(hidden_size, seed) must return (record, grad_norms)")
+        rec, g = out
+        acc = list(getattr(rec, "test_acc", None) or [])
+        if len(acc) != epochs or not all(0 <= a <= 1 for a in acc):
+            fail(f"record.test_acc must hold {epochs} accuracies in [0, 1] (one per epoch), "
+                 f"got {acc!r}")
+        return acc, as_list("grad_norms", g, (T,), float64=False)
+
+    if part == "structure":
+        _, g = result(32, seed)
+        if not all(v > 0 for v in g):
+            fail("grad_norms must be the norms ‖∂L/∂h_t‖ (positive), one per step t = 1..T")
+    elif part == "deterministic":
+        a, b, c = result(32, seed), result(32, seed), result(32, seed + 1)
+        if a != b:
+            fail("two runs with the same seed differ: seed the model (torch.manual_seed) and "
+                 "the data before anything random happens")
+        if a == c:
+            fail("runs with different seeds are identical: is the seed argument used?")
+    else:
+        h = int(part[1:])
+        ref = reference("ex33_3", seed)[str(h)]
+        acc, g = result(h, seed)
+        err = rel_error(g, ref["grad_norms"])
+        if err > 1e-4:
+            fail(f"hidden_size={h}: grad_norms differ from the reference protocol (relative "
+                 f"error {err:.1e}); measure at initialisation on the test set, before training")
+        gap = max(abs(x - y) for x, y in zip(acc, ref["test_acc"], strict=True))
+        if gap > 0.01:
+            fail(f"hidden_size={h}: test accuracies differ from the reference run by up to "
+                 f"{gap:.3f}; follow the protocol in the notebook (seeds, data, train(...)).")
+
+
+# ---------------------------------------------------------------- 33.4: manual BPTT
+
+def check_33_4(part: str, seed: int) -> None:
+    """part: 'forward' | 'W_y' (with b_y) | 'h' | 'W_h' | 'W_x' | 'b_h'."""
+    ref = reference("ex33_4", seed)
+    p, xs, target = {k: _arr(v) for k, v in ref["params"].items()}, _arr(ref["xs"]), ref["target"]
+    T = len(ref["xs"])
+    if part == "forward":
+        compare("hs = forward(params, xs)  (rows h_0 .. h_T)", _call(student("forward"), p, xs),
+                ref["hs"])
+        return
+    grads = call_manually(student("backward"), p, xs, _arr(ref["hs"]), target)
+    if not isinstance(grads, dict):
+        fail(f"backward must return a dict of gradients, got {type(grads).__name__}")
+    names = {"W_y": ["W_y", "b_y"], "h": ["h"]}.get(part, [part])
+    for name in names:
+        if name not in grads:
+            fail(f"backward's result has no key {name!r} (keys: {sorted(grads)})")
+        label = "∂L/∂h_t (rows t = 1..T)" if name == "h" else f"∂L/∂{name}"
+        if name == "h":
+            mine = as_list(label, grads["h"], _shape(ref["grads"]["h"]))
+            t = first_divergent_step(label, mine, ref["grads"]["h"])
+            if t is not None:
+                hint = (" It is zero there: ∂L/∂h_t must receive W_hᵀ δ_{t+1} from step t+1 "
+                        "(the recurrence term)." if not any(_flat(mine[t - 1])) else "")
+                fail(f"∂L/∂h_t is right for t > {t} but wrong from t = {t} backwards "
+                     f"(relative error {rel_error(mine[t - 1], ref['grads']['h'][t - 1]):.1e})."
+                     + hint)
+            continue
+        hints = {"last_step": f"It is only the t = {T} term: the gradient must flow back "
+                              "through every step — missing W_hᵀ δ_{t+1} in δ_t?",
+                 "shifted": "Off by one in time: the W_h term at step t is δ_t h_{t−1}ᵀ (the "
+                            "state *before* step t), not δ_t h_tᵀ."}
+        compare(label, grads[name], ref["grads"][name],
+                hints={kind: (ref[kind][name], text) for kind, text in hints.items()
+                       if name in ref[kind]})
+
+
+# ---------------------------------------------------------------- 33.5: norm rescaling
+
+def _grads(n_params=3, seed=0, dtype=torch.float64, scale=1.0):
+    g = torch.Generator().manual_seed(seed)
+    ps = []
+    for i in range(n_params):
+        p = torch.nn.Parameter(torch.randn(2 + i, 3, generator=g, dtype=dtype))
+        p.grad = scale * torch.randn(p.shape, generator=g, dtype=dtype)
+        ps.append(p)
+    return ps
+
+
+def _norm(values: list[float]) -> float:
+    return math.sqrt(sum(v * v for v in values))
+
+
+def check_33_5(part: str, seed: int) -> None:
+    """part: 'returns' | 'rescales' | 'edge' | 'compare'."""
+    rescale_grad_norm = student("rescale_grad_norm")
+    def apply(theta, params, as_generator=True):
+        transform = _call(rescale_grad_norm, theta)
+        before = [_flat(_t_tolist(p.grad)) if p.grad is not None else None for p in params]
+        arg = (p for p in params) if as_generator else params
+        out = _call(transform, arg)
+        return before, float(out) if out is not None else None
+
+    if part == "returns":
+        params = _grads(seed=seed, scale=3.0)
+        before, out = apply(2.0, params)
+        norm = _norm([v for b in before for v in b])
+        if out is None or not abs(out - norm) <= 1e-9 * norm:
+            fail(f"the transform must return ‖g‖ before rescaling ({norm:.6g}), like "
+                 f"torch.nn.utils.clip_grad_norm_; it returned {out}")
+    elif part == "rescales":
+        for scale, theta, dtype in ((5.0, 1.0, torch.float64), (0.01, 1.0, torch.float64),
+                                    (2.0, 0.5, torch.float32)):
+            params = _grads(seed=seed, scale=scale, dtype=dtype)
+            before, _ = apply(theta, params)
+            after = [_flat(_t_tolist(p.grad)) for p in params]
+            flat_b, flat_a = [v for b in before for v in b], [v for a in after for v in a]
+            tol = 1e-12 if dtype == torch.float64 else 1e-6
+            norm_b, norm_a = _norm(flat_b), _norm(flat_a)
+            if any(p.grad.dtype != dtype for p in params):
+                fail(f"the gradients' dtype changed from {dtype}; rescale in place")
+            if not abs(norm_a - theta) <= tol * theta:
+                small = " (it was below θ: rescaling scales *up* too — that is the "\
+                        "difference from clipping)" if norm_b < theta else ""
+                fail(f"after rescaling ‖g‖ = {norm_a:.10g}, expected exactly θ = {theta}"
+                     f"{small}. Did the transform see every parameter? model.parameters() "
+                     "is a generator: you can iterate over it only once.")
+            c = theta / norm_b
+            err = rel_error(flat_a, [c * v for v in flat_b])
+            if err > 10 * tol:
+                fail(f"the direction changed (relative error {err:.1e}): multiply every "
+                     "gradient by the same factor θ/‖g‖ (‖g‖ over all parameters together)")
+    elif part == "edge":
+        params = _grads(seed=seed, scale=0.0)
+        params.append(torch.nn.Parameter(torch.ones(2, dtype=torch.float64)))  # grad None
+        _, out = apply(1.0, params)
+        if out != 0 or any(any(v != 0 for v in _flat(_t_tolist(p.grad))) for p in params[:-1]):
+            fail(f"all-zero gradients must stay zero and the transform must return 0 (got "
+                 f"{out}); a zero gradient has no direction to rescale (avoid 0/0 = NaN)")
+        if params[-1].grad is not None:
+            fail("a parameter without .grad (None) must be skipped, not given a gradient")
+        params = _grads(seed=seed)
+        params[0].grad[0, 0] = math.inf
+        before, out = apply(1.0, params)
+        if out is None or _isfinite(out):
+            fail(f"with an inf in the gradient the transform must return the non-finite "
+                 f"norm (got {out}) so that training can notice it")
+        if [_flat(_t_tolist(p.grad)) for p in params][1:] != before[1:]:
+            fail("with a non-finite norm leave the gradients unchanged (no NaN from inf/inf)")
+        for theta in (0.0, -1.0):
+            try:
+                rescale_grad_norm(theta)
+            except ValueError:
+                continue
+            except BaseException as e:  # noqa: BLE001
+                fail(f"rescale_grad_norm({theta}) raised {type(e).__name__}, not ValueError")
+            fail(f"rescale_grad_norm({theta}) must raise ValueError: θ must be positive")
+    else:
+        runs = _call(student("compare_runs"), seed=seed)
+        ref = reference("ex33_5", seed)
+        if not (isinstance(runs, dict) and set(runs) == {"clip", "rescale"}):
+            fail("compare_runs(seed) must return {'clip': TrainRecord, 'rescale': TrainRecord}")
+        clip, resc = runs["clip"], runs["rescale"]
+        for name, rec in runs.items():
+            n = len(rec.loss)
+            if not (n and len(rec.test_acc) in (n, n - 1) and rec.grad_norm):
+                fail(f"the {name} record is incomplete (epochs run: {n})")
+        gap = rel_error(list(clip.loss), ref["clip_loss"]) if len(clip.loss) == len(
+            ref["clip_loss"]) else math.inf
+        if gap > 1e-4:
+            fail("the clipping run differs from the reference protocol (same seeds, data and "
+                 "train(..., grad_transform=clip_grad_norm(THETA)) as in the notebook)")
+        if abs(resc.grad_norm[0] - clip.grad_norm[0]) > 1e-4 * clip.grad_norm[0]:
+            fail("both runs must start from the same model and batch: the first pre-transform "
+                 "gradient norms differ")
+        if list(resc.loss) == list(clip.loss):
+            fail("the rescaling run is identical to the clipping run: is rescale_grad_norm "
+                 "passed as grad_transform?")
+
+
+# ---------------------------------------------------------------- experiment protocols
+
+CONFIG_33_3 = {"T": 20, "EPOCHS": 5, "N": 256}
+CONFIG_33_5 = {"T": 20, "EPOCHS": 8, "N": 256, "THETA": 1.0, "LR": 0.5}
+
+
+def _protocol_33_3(hidden_size: int, seed: int):
+    """The 33.3 run the notebook specifies: ‖∂L/∂h_t‖ at initialisation, then training."""
+    from .tasks import RememberFirstRNN, RememberFirstSplit, per_step_grad_norms
+    from .training import train
+
+    c = CONFIG_33_3
+    torch.manual_seed(seed)
+    model = RememberFirstRNN(8, hidden_size)
+    data = RememberFirstSplit.make(c["T"], n_train=c["N"], n_test=c["N"], seed=seed)
+    g = per_step_grad_norms(model, data.X_test, data.y_test).numpy()
+    return train(model, data, epochs=c["EPOCHS"], seed=seed), g
+
+
+def _protocol_33_5(transform, seed: int):
+    """The 33.5 run the notebook specifies, for one gradient transform."""
+    from .tasks import RememberFirstRNN, RememberFirstSplit
+    from .training import train
+
+    c = CONFIG_33_5
+    torch.manual_seed(seed)
+    model = RememberFirstRNN(8, 32)
+    data = RememberFirstSplit.make(c["T"], n_train=c["N"], n_test=c["N"], seed=seed)
+    return train(model, data, epochs=c["EPOCHS"], lr=c["LR"], optimizer="sgd",
+                 grad_transform=transform, seed=seed)
+
+
+# ---------------------------------------------------------------- the references (subprocess)
+
+def _ref_33_1(seed: int) -> dict:
+    from .rnn import init_params
+
+    rng = np.random.default_rng(seed)
+    n_in, n_h, n_out, T = (int(v) for v in rng.integers([2, 3, 2, 4], [6, 8, 6, 10]))
+    params = init_params(n_in, n_h, n_out, seed=seed, scale=1.5)
+    xs, target = rng.standard_normal((T, n_in)), int(rng.integers(n_out))
+    p = {k: torch.tensor(v, requires_grad=True) for k, v in params.items()}
+    hs, zs = [torch.zeros(n_h, dtype=torch.float64)], []
+    for t in range(T):
+        zs.append(p["W_h"] @ hs[-1] + p["W_x"] @ torch.tensor(xs[t]) + p["b_h"])
+        hs.append(torch.tanh(zs[-1]))
+    loss = torch.nn.functional.cross_entropy(p["W_y"] @ hs[-1] + p["b_y"], torch.tensor(target))
+    g = torch.autograd.grad(loss, [*zs, *hs[1:], p["W_x"]])
+    deltas, dh = torch.stack(g[:T]).numpy(), torch.stack(g[T:2 * T]).numpy()
+    H = torch.stack(hs).detach().numpy()
+    norms = [np.linalg.norm(deltas, axis=1) * np.linalg.norm(xs, axis=1),
+             np.linalg.norm(deltas, axis=1) * np.linalg.norm(H[:-1], axis=1)]
+    return {"params": {k: v.tolist() for k, v in params.items()}, "xs": xs.tolist(),
+            "target": target, "deltas": deltas.tolist(), "dh": dh.tolist(),
+            "grad_W_x": g[-1].numpy().tolist(), "last_term": np.outer(deltas[-1], xs[-1]).tolist(),
+            "grad_W_x_dh": (dh.T @ xs).tolist(), "norms": np.array(norms).tolist()}
+
+
+def _ref_33_2(seed: int) -> dict:
+    from .jacobians import matrix_with_spectral_radius, spectral_norm, spectral_radius
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(3, 7))
+    W_h = matrix_with_spectral_radius(n, 0.95, seed=seed)
+    k, t = 1, int(rng.integers(4, 9))
+    W_x, xs = rng.standard_normal((n, 2)), torch.tensor(rng.standard_normal((t, 2)))
+
+    def h_t_from_h_k(h):  # the linear RNN h_j = W_h h_{j-1} + W_x x_j for j = k+1 .. t
+        for j in range(k, t):
+            h = torch.tensor(W_h) @ h + torch.tensor(W_x) @ xs[j]
+        return h
+
+    jac = torch.autograd.functional.jacobian(h_t_from_h_k, torch.zeros(n, dtype=torch.float64))
+    lam, V = np.linalg.eig(W_h)
+    power_VT = (V * lam**6) @ V.T
+    cases = [np.array([[0.5, 3.0], [0.0, 0.5]]),                     # σ_max > 1 but ρ < 1
+             1.2 * np.array([[0.0, -1.0], [1.0, 0.0]]),              # λ = ±1.2i, real parts 0
+             np.diag([0.9, -1.3, 0.2]),                              # negative λ explodes
+             matrix_with_spectral_radius(5, 0.8, seed=seed + 1),
+             np.array([[np.cos(1.0), -np.sin(1.0)], [np.sin(1.0), np.cos(1.0)]])]  # ρ = 1
+
+    def label(W):
+        rho = spectral_radius(W)
+        return "vanishing" if rho < 1 - 1e-9 else "exploding" if rho > 1 + 1e-9 else "neither"
+
+    return {"W_h": W_h.tolist(), "k": k, "t": t, "jacobian": jac.numpy().tolist(),
+            "power_minus_1": np.linalg.matrix_power(W_h, t - k - 1).tolist(), "n": 6,
+            "power": np.linalg.matrix_power(W_h, 6).tolist(), "power_VT": power_VT.real.tolist(),
+            "classify": [{"W": W.tolist(), "label": label(W), "rho": spectral_radius(W),
+                          "sigma": spectral_norm(W)} for W in cases]}
+
+
+def _ref_33_3(seed: int) -> dict:
+    out = {}
+    for h in (32, 128):
+        rec, g = _protocol_33_3(h, seed)
+        out[str(h)] = {"test_acc": rec.test_acc, "grad_norms": g.tolist()}
+    return out
+
+
+def _ref_33_4(seed: int) -> dict:
+    from .rnn import init_params
+
+    rng = np.random.default_rng(seed)
+    T = 3 if seed % 2 else int(rng.integers(4, 7))
+    n_in, n_h, n_out = (int(v) for v in rng.integers([2, 2, 2], [6, 7, 5]))
+    params = init_params(n_in, n_h, n_out, seed=seed, scale=1.5)
+    xs, target = rng.standard_normal((T, n_in)), int(rng.integers(n_out))
+    p = {k: torch.tensor(v, requires_grad=True) for k, v in params.items()}
+    hs = [torch.zeros(n_h, dtype=torch.float64)]
+    for t in range(T):
+        hs.append(torch.tanh(p["W_h"] @ hs[-1] + p["W_x"] @ torch.tensor(xs[t]) + p["b_h"]))
+    loss = torch.nn.functional.cross_entropy(p["W_y"] @ hs[-1] + p["b_y"], torch.tensor(target))
+    g = torch.autograd.grad(loss, [*p.values(), *hs[1:]])
+    grads = {k: v.numpy() for k, v in zip(p, g, strict=False)}
+    grads["h"] = torch.stack(g[len(p):]).numpy()
+    H = torch.stack(hs).detach().numpy()
+    dz = grads["h"] * (1 - H[1:] ** 2)                   # δ_t, row t-1
+    wrong = {"last_step": {"W_h": np.outer(dz[-1], H[-2]), "W_x": np.outer(dz[-1], xs[-1]),
+                           "b_h": dz[-1]},
+             "shifted": {"W_h": dz.T @ H[1:]}}           # δ_t h_tᵀ instead of δ_t h_{t-1}ᵀ
+    return {"params": {k: v.tolist() for k, v in params.items()}, "xs": xs.tolist(),
+            "target": target, "hs": H.tolist(), "grads": {k: v.tolist() for k, v in grads.items()},
+            **{kind: {k: v.tolist() for k, v in d.items()} for kind, d in wrong.items()}}
+
+
+def _ref_33_5(seed: int) -> dict:
+    from .training import clip_grad_norm
+
+    return {"clip_loss": _protocol_33_5(clip_grad_norm(CONFIG_33_5["THETA"]), seed).loss}
+
+
+REFERENCES = {"ex33_1": _ref_33_1, "ex33_2": _ref_33_2, "ex33_3": _ref_33_3,
+              "ex33_4": _ref_33_4, "ex33_5": _ref_33_5}
+
+if __name__ == "__main__":
+    exercise, seed = sys.argv[1], int(sys.argv[2])
+    print(json.dumps(REFERENCES[exercise](seed)))

@@ -1,0 +1,83 @@
+# nbgrader course for the exercises of Chapter 33 (see INSTRUCTORS.md for the workflow).
+#
+#   solutions/<assignment>/<assignment>.ipynb   source: instructor notebooks, hidden tests
+#   exercises/<assignment>/<assignment>.ipynb   release: generated student notebooks (committed)
+#   $BPTT_COURSE_DIR (default ./course, not in git): submitted/, autograded/, feedback/,
+#                                                    downloaded/, gradebook.db
+import os
+
+from nbclient.exceptions import DeadKernelError
+from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
+from nbformat.v4 import new_output
+from nbgrader.preprocessors import (
+    AssignLatePenalties,
+    CheckCellMetadata,
+    ClearHiddenTests,
+    Execute,
+    GetGrades,
+    IgnorePattern,
+    LimitOutput,
+    SaveAutoGrades,
+)
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+COURSE = os.path.abspath(os.environ.get("BPTT_COURSE_DIR", os.path.join(HERE, "course")))
+os.makedirs(COURSE, exist_ok=True)  # the gradebook's directory must exist
+
+
+class SurvivingExecute(Execute):
+    """Execute, but a kernel that dies (os._exit, segfault, OOM kill) fails only the cells from
+    there on — each gets an error output, so it scores 0 — instead of aborting the student's
+    whole autograde (stock nbgrader deletes the result and records no score)."""
+
+    def preprocess_cell(self, cell, resources, index):
+        if self._dead or cell.cell_type != "code":
+            if cell.cell_type == "code":
+                cell.outputs = [self._died("not run: the kernel died in an earlier cell")]
+            return cell, resources
+        try:
+            return super().preprocess_cell(cell, resources, index)
+        except DeadKernelError:
+            self._dead = True
+            cell.outputs.append(self._died("the kernel died while running this cell"))
+            return cell, resources
+
+    @staticmethod
+    def _died(message):
+        return new_output("error", ename="DeadKernelError", evalue=message, traceback=[message])
+
+    def reset_execution_trackers(self):
+        super().reset_execution_trackers()
+        self._dead = False
+
+
+c = get_config()  # noqa: F821 — provided by traitlets when it loads this file
+
+# --- course layout ------------------------------------------------------------------------------
+c.CourseDirectory.root = HERE
+c.CourseDirectory.source_directory = "solutions"
+c.CourseDirectory.release_directory = "exercises"
+for step in ("submitted", "autograded", "feedback"):
+    setattr(c.CourseDirectory, f"{step}_directory", os.path.join(COURSE, step))
+c.CourseDirectory.db_url = "sqlite:///" + os.path.join(COURSE, "gradebook.db")
+c.ZipCollectApp.downloaded_directory = os.path.join(COURSE, "downloaded")
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "__pycache__", "*.pyc"]
+
+# --- collecting from an LMS download: files named <student_id>--<assignment>.ipynb -------------
+c.ZipCollectApp.collector_plugin = "nbgrader.plugins.FileNameCollectorPlugin"
+c.FileNameCollectorPlugin.named_regexp = r"(?P<student_id>[^/]+?)--(?P<file_id>ex33_\w+\.ipynb)$"
+
+# --- autograding --------------------------------------------------------------------------------
+c.Execute.timeout = 30                       # per cell: an infinite loop costs 30 s, not the batch
+c.Execute.interrupt_on_timeout = True
+c.Autograde.autograde_preprocessors = [
+    SurvivingExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades,
+    AssignLatePenalties, CheckCellMetadata]
+# Harmless warnings on stderr must not zero a correct answer (nbgrader scores any stderr as 0).
+c.IgnorePattern.enabled = True
+c.IgnorePattern.pattern = r"Warning|warn\("
+c.LimitOutput.max_lines = 200
+c.LimitOutput.max_traceback = 40
+
+# --- feedback: never show the hidden tests ------------------------------------------------------
+c.GenerateFeedback.preprocessors = [ClearHiddenTests, GetGrades, CSSHTMLHeaderPreprocessor]
