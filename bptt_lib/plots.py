@@ -30,7 +30,7 @@ def _arrow(ax, start, end, color="black", lw=1.6, **style):
 def unrolling_diagram(T_shown: int = 3) -> Figure:
     """The folded RNN (one cell with a self-loop) beside its unrolled graph: T_shown copies of
     the cell, then ⋯ and step T, with h_t passed forward and gradients flowing back (dashed)."""
-    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.6), width_ratios=[1, 2.7])
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6), width_ratios=[1, 2.7])
     for ax in (left, right):
         ax.set_aspect("equal")
         ax.axis("off")
