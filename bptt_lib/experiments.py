@@ -168,3 +168,12 @@ def jacobian_norm_study(*, n_h: int = 32, T: int = 50, sigma_max: float = 0.9, r
     return JacobianNormStudy(vanishing=run(matrix_with_sigma_max(n_h, sigma_max, seed=seed)),
                              boundary=run(matrix_with_sigma_max(n_h, 1.0, seed=seed)),
                              exploding=run(matrix_with_spectral_radius(n_h, rho, seed=seed)))
+
+
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def sci(x: float, digits: int = 1) -> str:
+    """x in scientific notation for prose: sci(264397.4) == '2.6 × 10⁵'."""
+    mantissa, exponent = f"{float(x):.{digits}e}".split("e")
+    return f"{mantissa} × 10{str(int(exponent)).translate(_SUPERSCRIPT)}"
