@@ -38,7 +38,7 @@ from bptt_lib import (
     to_torch,
     train,
 )
-from bptt_lib.experiments import per_step_loss
+from bptt_lib.experiments import per_step_loss, sci
 
 REL_TOL = 1e-10
 GRAD_NAMES = ("W_x", "W_h", "b_h", "W_y", "b_y", "h0")
@@ -352,3 +352,9 @@ def test_check_gradient_spots_square_transpose():
     W = np.random.default_rng(1).standard_normal((4, 4))
     result = check_gradient("W_h", W.T.copy(), W)
     assert not result.ok and "transpose" in result.problem
+
+
+def test_sci_formats_prose_numbers():
+    assert sci(264397.4) == "2.6 × 10⁵"
+    assert sci(7.67e-19) == "7.7 × 10⁻¹⁹"
+    assert sci(1e-10, 0) == "1 × 10⁻¹⁰"
