@@ -10,8 +10,14 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from bptt_lib import plots
-from bptt_lib.experiments import ManualBPTT, jacobian_norm_study, manual_bptt_check
+from bptt_lib import plots, rel_error, rnn_forward, rnn_outputs
+from bptt_lib.experiments import (
+    ManualBPTT,
+    autograd_per_step,
+    jacobian_norm_study,
+    manual_bptt_check,
+    per_step_loss,
+)
 
 BOUND_SLACK = 1 + 1e-12   # round-off allowance when comparing a computed norm with the bound
 
@@ -31,6 +37,38 @@ def test_executed_manual_bptt_matches_autograd():
     assert config.tol <= 1e-10
     assert check.worst <= config.tol, check.errors
     assert check.loss == pytest.approx(check.loss_autograd, rel=1e-12)
+
+
+# --- 33.2, "One quantity crosses each step": "Passing δ_t^h instead, skipping the factor
+#     (1 − h_t²), or applying W_hᵀ twice all give wrong gradients that still have the right
+#     shapes" ---------------------------------------------------------------------------------
+
+def backward_with(mistake, params, xs, hs, dys):
+    """The BPTT algorithm's backward pass for W_h, W_x, b_h, with one classic mistake."""
+    W_h, W_y = params["W_h"], params["W_y"]
+    grads = {k: np.zeros_like(params[k]) for k in ("W_h", "W_x", "b_h")}
+    delta_next = np.zeros_like(hs[:, 0])
+    for t in reversed(range(xs.shape[1])):
+        h, h_prev = hs[:, t + 1], hs[:, t]
+        delta_h = dys[:, t] @ W_y + (delta_next @ W_h if mistake == "W_h twice" else delta_next)
+        delta_z = delta_h if mistake == "no tanh factor" else delta_h * (1 - h**2)
+        grads["W_h"] += delta_z.T @ h_prev
+        grads["W_x"] += delta_z.T @ xs[:, t]
+        grads["b_h"] += delta_z.sum(0)
+        delta_next = (delta_h if mistake == "pass delta_h" else delta_z) @ W_h
+    return grads
+
+
+@pytest.mark.parametrize("mistake", [None, "pass delta_h", "no tanh factor", "W_h twice"])
+def test_classic_mistakes_give_wrong_gradients_of_the_right_shape(mistake):
+    params, xs, targets = ManualBPTT().problem()
+    hs = rnn_forward(params, xs)
+    _, dys = per_step_loss(rnn_outputs(params, hs), targets)
+    _, ref = autograd_per_step(params, xs, targets)
+    grads = backward_with(mistake, params, xs, hs, dys)
+    assert all(grads[k].shape == ref[k].shape for k in grads)
+    worst = max(rel_error(grads[k], ref[k]) for k in grads)
+    assert worst <= 1e-10 if mistake is None else worst > 1e-2
 
 
 # --- 33.3: "the bound must hold at every step" (asserted on the page as well) -----------------
