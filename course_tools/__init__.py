@@ -1,0 +1,1 @@
+"""Tools for grading a whole class: sandboxed student kernels and parallel autograding."""

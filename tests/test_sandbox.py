@@ -1,0 +1,210 @@
+"""Each wall of the grading sandbox, proved by a hostile submission run by `nbgrader autograde`.
+
+Every hostile answer only earns points if its wall is breached (read-cheats exec stolen code), or
+must be stopped by a limit and still be graded (memory, fork bomb, output flood, CPU). The same
+cheats graded with the sandbox switched off do earn full points: the walls are what stops them.
+"""
+
+import os
+import re
+import socket
+import threading
+
+import pytest
+
+from course_tools import synthetic
+from course_tools.sandbox import Sandbox, SandboxUnavailable
+
+HONEST = "def square(x):\n    return x * x"
+CHEAT = "try:\n{}\nexcept Exception as e:\n    print('blocked:', type(e).__name__)"
+LIMITS = """
+c.Sandbox.memory_limit = 2 * 2**30
+c.Sandbox.nproc_limit = 64
+c.Sandbox.cpu_limit = 6
+c.SandboxExecute.output_limit = 100_000
+c.Execute.timeout = 60
+"""
+
+
+def indent(code):
+    return "\n".join("    " + line for line in code.splitlines())
+
+
+def cheats(base, port):
+    """{student: answer} whose points depend on reading a hidden file or reaching the network."""
+    steal = ("import json\nnb = json.load(open({!r}))\n"
+             "code = [''.join(c['source']) for c in nb['cells'] if 'def square' in "
+             "''.join(c['source'])][0]\nexec(code)")
+    return {
+        "cheat_solution": CHEAT.format(indent(steal.format(
+            f"{base}/solutions/sq/sq.ipynb"))),
+        "cheat_source": CHEAT.format(indent(steal.format(
+            f"{base}/course/source/sq/sq.ipynb"))),
+        "cheat_other_student": CHEAT.format(indent(steal.format(
+            f"{base}/course/submitted/alice/sq/sq.ipynb"))),
+        "cheat_gradebook": CHEAT.format(indent(
+            f"import sqlite3\nopen({base + '/course/gradebook.db'!r}, 'rb').read(16)\n"
+            f"db = sqlite3.connect('file:{base}/course/gradebook.db?mode=ro', uri=True)\n"
+            "hidden = db.execute('select source from source_cell').fetchall()\n"
+            "exec(" + repr(HONEST) + ")")),
+        "cheat_network": CHEAT.format(indent(
+            "import socket\n"
+            f"exec(socket.create_connection(('127.0.0.1', {port}), timeout=5).recv(1000).decode())"
+        )),
+    }
+
+
+HOGS = {
+    "hog_memory": "import numpy as np\nblocks = []\ntry:\n    for _ in range(200):  # 50 GiB\n"
+                  "        blocks.append(np.ones(2**25))  # 256 MiB, touched\nexcept MemoryError:\n"
+                  "    print('MemoryError at GiB', len(blocks) / 4)\ndel blocks\n" + HONEST,
+    "hog_forkbomb": "import os, time\nme = os.getpid()\ntry:\n    while True:\n        os.fork()\n"
+                    "except OSError as e:\n    if os.getpid() != me:\n        while True:\n"
+                    "            time.sleep(60)\n    print('fork stopped:', type(e).__name__)\n"
+                    + HONEST,
+    "hog_output": "while True:\n    print('x' * 10**6)\n" + HONEST,
+    "hog_cpu": "while True:\n    pass\n" + HONEST,
+}
+
+
+class Listener:
+    """A TCP server on 127.0.0.1 that hands out the answer and counts connections."""
+
+    def __init__(self):
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port, self.connections = self.sock.getsockname()[1], 0
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            with conn:
+                conn.sendall(HONEST.encode())
+
+
+def sandbox_uid_processes():
+    """Pids still running as a sandbox uid (leftovers of a kernel)."""
+    base = Sandbox().uid_base
+    pids = []
+    for status in os.listdir("/proc"):
+        if status.isdigit():
+            try:
+                with open(f"/proc/{status}/status") as f:
+                    uid = int(re.search(r"^Uid:\s+(\d+)", f.read(), re.M).group(1))
+            except (OSError, AttributeError):
+                continue
+            if base <= uid < base + 10**6:
+                pids.append(int(status))
+    return pids
+
+
+@pytest.fixture(scope="module")
+def listener():
+    server = Listener()
+    yield server
+    server.sock.close()
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory, listener):
+    """A class with honest, wrong, cheating and resource-hogging submissions, graded once."""
+    Sandbox().check()  # the hogs below are only safe inside the sandbox
+    base = str(tmp_path_factory.mktemp("hostile"))
+    synthetic.make_course(base, {"sq": synthetic.square_assignment()}, config=LIMITS)
+    answers = {"alice": HONEST, "bob": "def square(x):\n    return x + x",
+               **cheats(base, listener.port), **HOGS}
+    for student, answer in answers.items():
+        synthetic.submit(base, "sq", student, answer)
+    run = synthetic.nbgrader(base, "autograde", "sq", check=False)
+    return base, run, synthetic.scores(base, "sq")
+
+
+def test_honest_work_is_graded_normally(hostile):
+    _, _, scores = hostile
+    assert scores["alice"] == {"test_public": 1.0, "test_hidden": 1.0}
+    assert scores["bob"] == {"test_public": 0.0, "test_hidden": 0.0}
+
+
+@pytest.mark.parametrize("student", ["cheat_solution", "cheat_source", "cheat_other_student",
+                                     "cheat_gradebook"])
+def test_hidden_files_cannot_be_read(hostile, student):
+    base, _, scores = hostile
+    assert scores[student] == {"test_public": 0.0, "test_hidden": 0.0}
+    assert "blocked: FileNotFoundError" in synthetic.outputs(base, "sq", student)
+
+
+def test_no_network_even_to_loopback(hostile, listener):
+    base, _, scores = hostile
+    assert scores["cheat_network"] == {"test_public": 0.0, "test_hidden": 0.0}
+    out = synthetic.outputs(base, "sq", "cheat_network")
+    assert re.search(r"blocked: (ConnectionRefused|NetworkUnreachable)Error", out)
+    assert listener.connections == 0
+
+
+def test_memory_limit_stops_a_50_GiB_allocation_early(hostile):
+    base, _, scores = hostile
+    assert scores["hog_memory"] == {"test_public": 1.0, "test_hidden": 1.0}
+    got = re.search(r"MemoryError at GiB ([\d.]+)", synthetic.outputs(base, "sq", "hog_memory"))
+    assert got and float(got.group(1)) <= 2.0
+
+
+def test_fork_bomb_is_stopped_and_cleaned_up(hostile):
+    base, _, scores = hostile
+    assert scores["hog_forkbomb"] == {"test_public": 1.0, "test_hidden": 1.0}
+    assert "fork stopped: BlockingIOError" in synthetic.outputs(base, "sq", "hog_forkbomb")
+    assert sandbox_uid_processes() == []
+
+
+def test_output_flood_is_cut_and_interrupted(hostile):
+    base, _, scores = hostile
+    assert scores["hog_output"] == {"test_public": 0.0, "test_hidden": 0.0}
+    assert "OutputLimitExceeded" in synthetic.outputs(base, "sq", "hog_output")
+    path = os.path.join(base, "course", "autograded", "hog_output", "sq", "sq.ipynb")
+    assert os.path.getsize(path) < 200_000
+
+
+def test_cpu_limit_kills_the_kernel_and_the_notebook_is_still_graded(hostile):
+    base, _, scores = hostile
+    assert scores["hog_cpu"] == {"test_public": 0.0, "test_hidden": 0.0}
+    assert "KernelDied" in synthetic.outputs(base, "sq", "hog_cpu")
+
+
+def test_batch_and_gradebook_survive(hostile):
+    base, run, scores = hostile
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert all(None not in s.values() for s in scores.values())
+    for student in scores:  # files the kernel wrote are handed back to the grader
+        d = os.path.join(base, "course", "autograded", student, "sq")
+        assert {os.stat(os.path.join(d, f)).st_uid for f in os.listdir(d) + ["."]} == {0}
+
+
+def test_the_same_cheats_work_without_the_sandbox(tmp_path, listener):
+    """Control: the walls, not the cheats' code, are what scores them 0."""
+    base = str(tmp_path / "open")
+    synthetic.make_course(base, {"sq": synthetic.square_assignment()})
+    synthetic.submit(base, "sq", "alice", HONEST)
+    for student, answer in cheats(base, listener.port).items():
+        synthetic.submit(base, "sq", student, answer)
+    before = listener.connections
+    synthetic.nbgrader(base, "autograde", "sq", env={**synthetic._env(), "COURSE_SANDBOX": "off"})
+    assert all(s == {"test_public": 1.0, "test_hidden": 1.0}
+               for s in synthetic.scores(base, "sq").values())
+    assert listener.connections == before + 1
+
+
+def test_grading_refuses_without_bubblewrap_unless_opted_out(tmp_path):
+    base = str(tmp_path / "nobwrap")
+    synthetic.make_course(base, {"sq": synthetic.square_assignment()},
+                          config='c.Sandbox.bwrap = "/nonexistent/bwrap"')
+    synthetic.submit(base, "sq", "alice", HONEST)
+    with pytest.raises(SandboxUnavailable, match="Refusing to grade"):
+        Sandbox(bwrap="/nonexistent/bwrap").check()
+    run = synthetic.nbgrader(base, "autograde", "sq", check=False)
+    assert run.returncode != 0 and "Refusing to grade" in run.stdout + run.stderr
+    assert synthetic.scores(base, "sq")["alice"] == {"test_public": None, "test_hidden": None}
+    synthetic.nbgrader(base, "autograde", "sq", env={**synthetic._env(), "COURSE_SANDBOX": "off"})
+    assert synthetic.scores(base, "sq")["alice"] == {"test_public": 1.0, "test_hidden": 1.0}
