@@ -68,6 +68,7 @@ c.ZipCollectApp.collector_plugin = "nbgrader.plugins.FileNameCollectorPlugin"
 c.FileNameCollectorPlugin.named_regexp = r"(?P<student_id>[^/]+?)--(?P<file_id>ex33_\w+\.ipynb)$"
 
 # --- autograding --------------------------------------------------------------------------------
+c.OverwriteCells.add_missing_cells = True   # a deleted grade cell is put back and run
 c.Execute.timeout = 30                       # per cell: an infinite loop costs 30 s, not the batch
 c.Execute.interrupt_on_timeout = True
 c.Autograde.autograde_preprocessors = [

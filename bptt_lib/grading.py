@@ -125,21 +125,30 @@ def first_divergent_step(name: str, mine: list, reference: list, tol: float = TO
     return None
 
 
+def _from_step(k: str, t: int, T: int) -> str:
+    return (f"wrong already at the last step {k} = T = {T}, where BPTT starts" if t == T else
+            f"right for {k} > {t} but wrong from {k} = {t} backwards")
+
+
 # ---------------------------------------------------------------- references, out of process
 
 _CACHE: dict[tuple[str, int], dict] = {}
+# The seeds the notebooks' tests use (0: public); one process computes an exercise's cases.
+SEEDS = {"ex33_1": (0, 11, 12), "ex33_2": (0, 21, 22), "ex33_3": (0, 5), "ex33_4": (0, 31, 32),
+         "ex33_5": (0, 43)}
 
 
 def reference(exercise: str, seed: int) -> dict:
     """The reference data for one exercise and seed, computed in a fresh interpreter."""
-    key = (exercise, seed)
-    if key not in _CACHE:
-        out = _run([_executable, "-I", "-m", "bptt_lib.grading", exercise, str(seed)],
-                   capture_output=True, text=True, timeout=120, check=False)
+    if (exercise, seed) not in _CACHE:
+        seeds = sorted({seed, *SEEDS.get(exercise, ())})
+        out = _run([_executable, "-I", "-m", "bptt_lib.grading", exercise, *map(str, seeds)],
+                   capture_output=True, text=True, timeout=300, check=False)
         if out.returncode:
             raise RuntimeError(f"reference computation failed:\n{out.stderr[-2000:]}")
-        _CACHE[key] = _loads(out.stdout)
-    return _CACHE[key]
+        for s, data in zip(seeds, _loads(out.stdout), strict=True):
+            _CACHE[exercise, s] = data
+    return _CACHE[exercise, seed]
 
 
 def student(name: str):
@@ -161,7 +170,15 @@ def _call(fn, *args, **kwargs):
     except GradingFailure:
         raise
     except BaseException as e:  # noqa: BLE001 — KeyboardInterrupt is the cell timeout
-        fail(f"{getattr(fn, '__name__', fn)}(…) raised {type(e).__name__}: {e}")
+        fail(_raised(fn, e))
+
+
+def _raised(fn, e: BaseException) -> str:
+    name = getattr(fn, "__name__", fn)
+    if isinstance(e, KeyboardInterrupt):
+        return f"{name}(…) was interrupted (KeyboardInterrupt): it did not finish within the " \
+               "cell's time limit — an infinite loop?"
+    return f"{name}(…) raised {type(e).__name__}: {e}"
 
 
 def _arr(x) -> np.ndarray:
@@ -216,7 +233,7 @@ def autograd_references(fn) -> list[str]:
 
 
 def _tripwire(*args, **kwargs):
-    return builtins._bptt_grading_tripwire()  # resolved through builtins from any module
+    return _bptt_grading_tripwire()  # noqa: F821 — a builtin while no_autograd() is active
 
 
 @contextmanager
@@ -259,7 +276,7 @@ def call_manually(fn, *args):
             result = fn(*args)
         except BaseException as e:  # noqa: BLE001
             if not used:
-                fail(f"{fn.__name__}(…) raised {type(e).__name__}: {e}")
+                fail(_raised(fn, e))
     if used:
         fail(f"{fn.__name__} used {used[0]}: the backward pass must be written by hand — "
              "no marks for it.")
@@ -280,9 +297,8 @@ def check_33_1(part: str, seed: int) -> None:
             hint = (" It equals ∂L/∂h_k: multiply by the tanh derivative diag(1 − h_k²)."
                     if rel_error(mine, ref["dh"]) <= TOL else
                     " Check the Jacobian product ∂h_T/∂h_k for that k (factors k+1 .. T).")
-            fail(f"δ_k is wrong from step k = {t} backwards (steps after {t} are right; "
-                 f"relative error at k = {t}: {rel_error(mine[t - 1], ref['deltas'][t - 1]):.1e})."
-                 + hint)
+            fail(f"δ_k is {_from_step('k', t, len(mine))} (relative error at k = {t}: "
+                 f"{rel_error(mine[t - 1], ref['deltas'][t - 1]):.1e})." + hint)
     elif part == "grad_W_x":
         compare("∂L/∂W_x", call_manually(fn, p, xs, target), ref["grad_W_x"], hints={
             "last": (ref["last_term"], "It is only the k = T term: ∂L/∂W_x sums δ_k x_kᵀ over "
@@ -394,9 +410,8 @@ def check_33_4(part: str, seed: int) -> None:
             if t is not None:
                 hint = (" It is zero there: ∂L/∂h_t must receive W_hᵀ δ_{t+1} from step t+1 "
                         "(the recurrence term)." if not any(_flat(mine[t - 1])) else "")
-                fail(f"∂L/∂h_t is right for t > {t} but wrong from t = {t} backwards "
-                     f"(relative error {rel_error(mine[t - 1], ref['grads']['h'][t - 1]):.1e})."
-                     + hint)
+                fail(f"∂L/∂h_t is {_from_step('t', t, T)} (relative error at t = {t}: "
+                     f"{rel_error(mine[t - 1], ref['grads']['h'][t - 1]):.1e})." + hint)
             continue
         hints = {"last_step": f"It is only the t = {T} term: the gradient must flow back "
                               "through every step — missing W_hᵀ δ_{t+1} in δ_t?",
@@ -441,7 +456,7 @@ def check_33_5(part: str, seed: int) -> None:
             fail(f"the transform must return ‖g‖ before rescaling ({norm:.6g}), like "
                  f"torch.nn.utils.clip_grad_norm_; it returned {out}")
     elif part == "rescales":
-        for scale, theta, dtype in ((5.0, 1.0, torch.float64), (0.01, 1.0, torch.float64),
+        for scale, theta, dtype in ((0.01, 1.0, torch.float64), (5.0, 1.0, torch.float64),
                                     (2.0, 0.5, torch.float32)):
             params = _grads(seed=seed, scale=scale, dtype=dtype)
             before, _ = apply(theta, params)
@@ -614,7 +629,7 @@ def _ref_33_4(seed: int) -> dict:
     from .rnn import init_params
 
     rng = np.random.default_rng(seed)
-    T = 3 if seed % 2 else int(rng.integers(4, 7))
+    T = 3 if seed % 2 == 0 else int(rng.integers(4, 7))
     n_in, n_h, n_out = (int(v) for v in rng.integers([2, 2, 2], [6, 7, 5]))
     params = init_params(n_in, n_h, n_out, seed=seed, scale=1.5)
     xs, target = rng.standard_normal((T, n_in)), int(rng.integers(n_out))
@@ -646,5 +661,4 @@ REFERENCES = {"ex33_1": _ref_33_1, "ex33_2": _ref_33_2, "ex33_3": _ref_33_3,
               "ex33_4": _ref_33_4, "ex33_5": _ref_33_5}
 
 if __name__ == "__main__":
-    exercise, seed = sys.argv[1], int(sys.argv[2])
-    print(json.dumps(REFERENCES[exercise](seed)))
+    print(json.dumps([REFERENCES[sys.argv[1]](int(seed)) for seed in sys.argv[2:]]))

@@ -1,0 +1,378 @@
+"""The nbgrader course end to end, with nbgrader's own CLI in a temporary course directory.
+
+One module-scoped run generates the five assignments, imports students (CSV and `db student
+add`), submits the instructor solution, the untouched release, wrong answers and hostile
+notebooks (one `zip_collect` from an LMS-style download), autogrades each assignment in one
+batch, generates feedback and exports grades; the tests then read the gradebook, the autograded
+notebooks, the feedback HTML and the CSV.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import html
+import os
+import re
+import subprocess
+import sys
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+ASSIGNMENTS = ("ex33_1_wx_gradient", "ex33_2_linear_rnn", "ex33_3_hidden_size",
+               "ex33_4_manual_bptt", "ex33_5_norm_rescaling")
+ZIPPED = "ex33_5_norm_rescaling"      # this assignment's submissions arrive via zip_collect
+
+pytestmark = pytest.mark.slow
+
+
+def read_nb(path: Path):
+    return nbformat.read(path, as_version=4)
+
+
+def cell(nb, grade_id):
+    return next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
+
+
+def solution_code(assignment: str) -> str:
+    """The instructor's implementation cell, as a student would have typed it."""
+    src = cell(read_nb(ROOT / "solutions" / assignment / f"{assignment}.ipynb"),
+               "implementation").source
+    return re.sub(r"^ *### (BEGIN|END) SOLUTION\n", "", src, flags=re.M)
+
+
+def replace(text: str, old: str, new: str) -> str:
+    assert old in text, f"mutation target not found: {old!r}"
+    return text.replace(old, new)
+
+
+def code(assignment, *edits, prefix=""):
+    """An edit of the notebook: the solution with textual edits (old, new) in its code cell."""
+    def apply(nb):
+        src = solution_code(assignment)
+        for old, new in edits:
+            src = replace(src, old, new)
+        cell(nb, "implementation").source = prefix + src
+    return apply
+
+
+def blank(nb):
+    """The untouched release."""
+
+
+def solved(assignment):
+    return code(assignment)
+
+
+@dataclass
+class Case:
+    assignment: str
+    student: str
+    edit: object
+    scores: dict[str, float]                      # grade_id -> expected autograded score
+    feedback: dict[str, str] = field(default_factory=dict)   # grade_id -> expected text
+
+
+def _delete_cell(grade_id, assignment):
+    def apply(nb):
+        code(assignment)(nb)
+        nb.cells.remove(cell(nb, grade_id))
+    return apply
+
+
+def _edit_test(assignment):
+    def apply(nb):
+        code(assignment)(nb)
+        c = cell(nb, "test_classify")
+        c.source = "pass  # all good"
+        c.metadata.nbgrader["points"] = 100
+    return apply
+
+
+def _duplicate(assignment, grade_id):
+    def apply(nb):
+        code(assignment)(nb)
+        c = cell(nb, grade_id)
+        nb.cells.insert(nb.cells.index(c), copy.deepcopy(c))
+    return apply
+
+
+def _syntax_error(nb):
+    cell(nb, "implementation").source = "def rescale_grad_norm(theta)\n    return theta\n"
+
+
+A1, A2, A3, A4, A5 = ASSIGNMENTS
+FULL = {A1: dict(test_deltas=2, test_grad_W_x=2, test_contributions=1),
+        A2: dict(test_jacobian=2, test_eig=2, test_classify=2),
+        A3: dict(test_structure=1, test_deterministic=1, test_h32=1, test_h128=1),
+        A4: dict(test_forward=1, test_W_y=1, test_h=1, test_W_h=2, test_W_x=1, test_b_h=1),
+        A5: dict(test_returns=1, test_rescales=2, test_edge=1, test_compare=1)}
+ZERO = {a: dict.fromkeys(s, 0) for a, s in FULL.items()}
+ZEROS_BACKWARD = ('    T = len(xs)\n    y = params["W_y"]',
+                  '    return {**{k: np.zeros_like(v) for k, v in params.items()},\n'
+                  '            "h": np.zeros((len(xs), len(hs[0])))}\n    T = len(xs)\n'
+                  '    y = params["W_y"]')
+AUTOGRAD_BACKWARD = ('    T = len(xs)\n    y = params["W_y"]',
+                     '    p = {k: torch.tensor(v, requires_grad=True) for k, v in params.items()}\n'
+                     '    h = [torch.zeros(len(hs[0]), dtype=torch.float64)]\n'
+                     '    for x in torch.tensor(xs):\n'
+                     '        h.append(torch.tanh(p["W_h"] @ h[-1] + p["W_x"] @ x + p["b_h"]))\n'
+                     '    loss = torch.nn.functional.cross_entropy(p["W_y"] @ h[-1] + p["b_y"],\n'
+                     '                                             torch.tensor(target))\n'
+                     '    g = ag(loss, [*p.values(), *h[1:]])\n'
+                     '    out = {k: v.numpy() for k, v in zip(p, g)}\n'
+                     '    out["h"] = torch.stack(g[len(p):]).numpy()\n'
+                     '    return out\n    T = len(xs)\n    y = params["W_y"]')
+
+CASES = [
+    # ---- 33.1
+    Case(A1, "sol", solved(A1), FULL[A1]),
+    Case(A1, "blank", blank, ZERO[A1]),
+    Case(A1, "wrong_shape", code(A1, ("return deltas(params, xs, target).T @ xs",
+                                      "return xs.T @ deltas(params, xs, target)")),
+         {**FULL[A1], "test_grad_W_x": 0}, {"test_grad_W_x": "transposed?"}),
+    Case(A1, "no_tanh_derivative", code(A1, (" * (1 - hs[k] ** 2)", "")),
+         {**ZERO[A1]}, {"test_deltas": "multiply by the tanh derivative",
+                        "test_grad_W_x": "derivative (1 − h_k²) is missing"}),
+    Case(A1, "huge_output", code(A1, prefix="print(('spam ' * 40 + '\\n') * 100_000)\n"),
+         FULL[A1]),
+    Case(A1, "deleted_cell", _delete_cell("test_contributions", A1), FULL[A1]),
+    # ---- 33.2
+    Case(A2, "sol", solved(A2), FULL[A2]),
+    Case(A2, "blank", blank, ZERO[A2]),
+    Case(A2, "nans", code(A2, ("    lam, V = np.linalg.eig(W_h)\n",
+                               "    return np.full(W_h.shape, np.nan)\n")),
+         {**FULL[A2], "test_eig": 0}, {"test_eig": "NaN"}),
+    Case(A2, "spectral_norm", code(A2, ("rho = np.abs(np.linalg.eigvals(W_h)).max()",
+                                        "rho = np.linalg.norm(W_h, 2)")),
+         {**FULL[A2], "test_classify": 0}, {"test_classify": "σ_max only bounds a single step"}),
+    Case(A2, "infinite_loop", code(A2, ('    rho = np.abs', '    while True:\n        pass\n'
+                                                         '    rho = np.abs')),
+         {**FULL[A2], "test_classify": 0}, {"test_classify": "KeyboardInterrupt"}),
+    Case(A2, "edited_test", _edit_test(A2), FULL[A2]),
+    Case(A2, "warns", code(A2, ("    lam, V = np.linalg.eig(W_h)\n",
+                                "    warnings.warn('eig of a possibly defective matrix')\n"
+                                "    lam, V = np.linalg.eig(W_h)\n"), prefix="import warnings\n"),
+         FULL[A2]),          # a correct answer with a warning on stderr keeps its points
+    # ---- 33.3
+    Case(A3, "sol", solved(A3), FULL[A3]),
+    Case(A3, "blank", blank, ZERO[A3]),
+    Case(A3, "seed_ignored", code(A3, ("torch.manual_seed(seed)", "torch.manual_seed(0)"),
+                                  ("n_test=N, seed=seed)", "n_test=N, seed=0)"),
+                                  ("epochs=EPOCHS, seed=seed)", "epochs=EPOCHS)")),
+         {**ZERO[A3], "test_structure": 1},
+         {"test_deterministic": "different seeds are identical"}),
+    Case(A3, "kernel_exit", code(A3, ("    torch.manual_seed(seed)\n",
+                                      "    if hidden_size == 128:\n        import os\n"
+                                      "        os._exit(1)\n    torch.manual_seed(seed)\n")),
+         {**FULL[A3], "test_h128": 0}, {"test_h128": "kernel died"}),
+    # ---- 33.4
+    Case(A4, "sol", solved(A4), FULL[A4]),
+    Case(A4, "blank", blank, ZERO[A4]),
+    Case(A4, "no_recurrence", code(A4, ('dh = params["W_h"].T @ dz ', 'dh = 0 * dz ')),
+         {**ZERO[A4], "test_forward": 1, "test_W_y": 1},
+         {"test_h": ("right for t > 2 but wrong from t = 2 backwards",
+                     "W_hᵀ δ_{t+1} from step t+1"), "test_W_h": "only the t = 3 term"}),
+    Case(A4, "off_by_one", code(A4, ("np.outer(dz, hs[t - 1])", "np.outer(dz, hs[t])")),
+         {**FULL[A4], "test_W_h": 0}, {"test_W_h": "Off by one in time"}),
+    Case(A4, "transposed", code(A4, ("np.outer(dz, hs[t - 1])", "np.outer(hs[t - 1], dz)")),
+         {**FULL[A4], "test_W_h": 0}, {"test_W_h": "transpose of the right answer"}),
+    Case(A4, "float32", code(A4, ("    return g\n",
+                                  "    return {k: v.astype(np.float32) for k, v in g.items()}\n")),
+         {**ZERO[A4], "test_forward": 1}, {"test_W_h": "compute in float64"}),
+    Case(A4, "autograd", code(A4, AUTOGRAD_BACKWARD,
+                              prefix="from torch.autograd import grad as ag\n"),
+         {**ZERO[A4], "test_forward": 1}, {"test_W_h": "must be written by hand"}),
+    Case(A4, "allclose_patched", code(A4, ZEROS_BACKWARD, prefix=(
+        "np.allclose = torch.allclose = lambda *a, **k: True\n"
+        "np.testing.assert_allclose = lambda *a, **k: None\n"
+        "np.isclose = lambda a, b, *r, **k: np.ones(np.shape(a), bool)\n")),
+         {**ZERO[A4], "test_forward": 1}, {"test_W_h": "relative error"}),
+    Case(A4, "duplicated_cell", _duplicate(A4, "test_W_h"), FULL[A4]),
+    # ---- 33.5 (collected with zip_collect)
+    Case(A5, "sol", solved(A5), FULL[A5]),
+    Case(A5, "blank", blank, ZERO[A5]),
+    Case(A5, "clipping", code(A5, ("    def transform(parameters):\n",
+                                   "    return bptt_lib.clip_grad_norm(theta)\n\n"
+                                   "    def transform(parameters):\n")),
+         {**ZERO[A5], "test_returns": 1}, {"test_rescales": "scales *up* too"}),
+    Case(A5, "generator_twice", code(A5, (
+        "        grads = [p.grad for p in parameters if p.grad is not None]\n",
+        "        norm = bptt_lib.grad_norm(parameters)  # consumes the generator\n"
+        "        grads = [p.grad for p in parameters if p.grad is not None]\n")),
+        {"test_returns": 1, "test_rescales": 0}, {"test_rescales": "generator"}),
+    Case(A5, "syntax_error", _syntax_error, ZERO[A5]),
+]
+STUDENTS = sorted({c.student for c in CASES})
+
+
+@dataclass
+class Graded:
+    course: Path
+    release: Path
+    seconds: dict[str, float]
+    scores: dict[tuple[str, str], dict[str, float]]
+    max_scores: dict[str, float]
+    csv_rows: list[dict]
+
+
+def nbgrader(course: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "BPTT_COURSE_DIR": str(course),
+           "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    return subprocess.run([str(BIN / "nbgrader"), *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=900)
+
+
+def ok(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    return proc
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory) -> Graded:
+    course = tmp_path_factory.mktemp("course")
+    release = course / "release"
+    for a in ASSIGNMENTS:
+        ok(nbgrader(course, "generate_assignment", a, "--force",
+                    f"--CourseDirectory.release_directory={release}"))
+    students_csv = course / "students.csv"
+    students_csv.write_text("id,first_name,last_name,email\n" + "".join(
+        f"{s},{s.title()},Student,{s}@example.org\n" for s in STUDENTS[1:]))
+    ok(nbgrader(course, "db", "student", "import", str(students_csv)))
+    ok(nbgrader(course, "db", "student", "add", STUDENTS[0], "--last-name=First"))
+
+    archive = course / "downloaded" / ZIPPED / "archive"
+    archive.mkdir(parents=True)
+    for case in CASES:
+        nb = read_nb(release / case.assignment / f"{case.assignment}.ipynb")
+        case.edit(nb)
+        if case.assignment == ZIPPED:
+            with zipfile.ZipFile(archive / f"{case.student}.zip", "w") as z:
+                z.writestr(f"{case.student}--{ZIPPED}.ipynb", nbformat.writes(nb))
+            continue
+        dest = course / "submitted" / case.student / case.assignment
+        dest.mkdir(parents=True)
+        nbformat.write(nb, dest / f"{case.assignment}.ipynb")
+        (dest / "timestamp.txt").write_text("2026-01-15 12:00:00 UTC")
+    ok(nbgrader(course, "zip_collect", ZIPPED))
+
+    seconds = {}
+    for a in ASSIGNMENTS:
+        t0 = time.perf_counter()
+        ok(nbgrader(course, "autograde", a))
+        seconds[a] = time.perf_counter() - t0
+        ok(nbgrader(course, "generate_feedback", a))
+    ok(nbgrader(course, "export", "--to", str(course / "grades.csv")))
+
+    from nbgrader.api import Gradebook
+    scores, max_scores = {}, {}
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        for case in CASES:
+            nb = gb.find_submission_notebook(case.assignment, case.assignment, case.student)
+            scores[case.assignment, case.student] = {g.name: g.auto_score for g in nb.grades}
+        for a in ASSIGNMENTS:
+            max_scores[a] = gb.find_assignment(a).max_score
+    with open(course / "grades.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    counts = {a: sum(c.assignment == a for c in CASES) for a in ASSIGNMENTS}
+    print("autograde seconds per notebook:",
+          {a: round(s / counts[a], 1) for a, s in seconds.items()})
+    return Graded(course, release, seconds, scores, max_scores, rows)
+
+
+def _id(case):
+    return f"{case.assignment[:6]}-{case.student}"
+
+
+@pytest.mark.parametrize("case", CASES, ids=_id)
+def test_autograded_points(graded, case):
+    got = graded.scores[case.assignment, case.student]
+    assert {k: got[k] for k in case.scores} == case.scores
+
+
+def _outputs(graded, case, grade_id) -> str:
+    path = graded.course / "autograded" / case.student / case.assignment / \
+        f"{case.assignment}.ipynb"
+    c = cell(read_nb(path), grade_id)
+    return "\n".join(o.get("text", "") + o.get("evalue", "") + "\n".join(o.get("traceback", []))
+                     for o in c.outputs)
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.feedback], ids=_id)
+def test_feedback_names_the_mistake(graded, case):
+    page = graded.course / "feedback" / case.student / case.assignment / f"{case.assignment}.html"
+    for grade_id, texts in case.feedback.items():
+        for text in (texts,) if isinstance(texts, str) else texts:
+            assert text in _outputs(graded, case, grade_id), grade_id
+            assert html.escape(text, quote=False) in page.read_text()
+
+
+def test_points_cannot_be_edited(graded):
+    assert graded.max_scores == {a: sum(FULL[a].values()) + manual for a, manual in
+                                 zip(ASSIGNMENTS, (5, 3, 3, 0, 3), strict=True)}
+
+
+def test_huge_output_is_truncated(graded):
+    path = graded.course / "autograded" / "huge_output" / A1 / f"{A1}.ipynb"
+    assert path.stat().st_size < 1_000_000
+
+
+def hidden_lines(assignment):
+    src = "\n".join(c.source for c in read_nb(
+        ROOT / "solutions" / assignment / f"{assignment}.ipynb").cells)
+    blocks = re.findall(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", src, re.S)
+    assert blocks
+    return {line.strip() for b in blocks for line in b.splitlines() if line.strip()}
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_feedback_hides_hidden_tests(graded, assignment):
+    lines = hidden_lines(assignment)
+    for student in STUDENTS:
+        page = graded.course / "feedback" / student / assignment / f"{assignment}.html"
+        if not page.exists():
+            continue
+        text = html.unescape(re.sub(r"<[^>]+>", "", page.read_text()))
+        assert "HIDDEN TESTS" not in text
+        leaked = [line for line in lines if line in text]
+        assert not leaked, (student, leaked)
+
+
+def test_exported_csv_has_one_row_per_student_and_the_totals(graded):
+    for a in ASSIGNMENTS:
+        rows = {r["student_id"]: r for r in graded.csv_rows if r["assignment"] == a}
+        cases = [c for c in CASES if c.assignment == a]
+        assert len([r for r in graded.csv_rows if r["assignment"] == a]) == len(STUDENTS)
+        for c in cases:
+            assert float(rows[c.student]["score"]) == pytest.approx(
+                sum(graded.scores[a, c.student].values()))
+            assert float(rows[c.student]["max_score"]) == graded.max_scores[a]
+        for s in set(STUDENTS) - {c.student for c in cases}:
+            assert float(rows[s]["score"]) == 0      # no submission: a row with 0
+
+
+def test_committed_release_is_what_nbgrader_generates(graded):
+    for a in ASSIGNMENTS:
+        fresh = read_nb(graded.release / a / f"{a}.ipynb")
+        committed = read_nb(ROOT / "exercises" / a / f"{a}.ipynb")
+        assert [(c.cell_type, c.source, c.metadata) for c in committed.cells] == \
+            [(c.cell_type, c.source, c.metadata) for c in fresh.cells], \
+            f"exercises/{a} is out of date: regenerate it (see INSTRUCTORS.md)"
+    assert sorted(p.name for p in (ROOT / "exercises").iterdir()) == sorted(ASSIGNMENTS)
+
+
+@pytest.mark.parametrize("where", ["solutions", "exercises"])
+def test_committed_notebooks_carry_no_outputs(where):
+    notebooks = sorted((ROOT / where).glob("*/*.ipynb"))
+    assert len(notebooks) == len(ASSIGNMENTS)
+    for path in notebooks:
+        for c in read_nb(path).cells:
+            if c.cell_type == "code":
+                assert not c.outputs and c.execution_count is None, (path, c.source[:60])

@@ -1,0 +1,139 @@
+"""bptt_lib.grading in-process: what the hidden tests rely on, without a kernel.
+
+The end-to-end behaviour (points, feedback) is in test_grading.py; here: the comparisons ignore a
+monkeypatched np.allclose/torch.allclose, the "no autograd" wall holds against aliases, getattr
+and swallowed exceptions, and the reference (a separate process) is the right gradient.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+import pytest
+import torch
+
+import bptt_lib
+from bptt_lib import grading
+
+
+def test_compare_ignores_patched_allclose(monkeypatch):
+    monkeypatch.setattr(np, "allclose", lambda *a, **k: True)
+    monkeypatch.setattr(torch, "allclose", lambda *a, **k: True)
+    monkeypatch.setattr(np, "isclose", lambda a, b, *r, **k: np.ones(np.shape(a), bool))
+    with pytest.raises(grading.GradingFailure, match="relative error 1.00e"):
+        grading.compare("g", np.zeros((2, 2)), [[1.0, 2.0], [3.0, 4.0]])
+    grading.compare("g", np.array([[1.0, 2.0], [3.0, 4.0]]), [[1.0, 2.0], [3.0, 4.0]])
+
+
+ONES, SQUARE = [[1.0] * 3] * 2, [[1.0, 2.0], [3.0, 4.0]]
+
+
+@pytest.mark.parametrize(("value", "ref", "message"), [
+    (np.ones((2, 3), np.float32), ONES, "compute in float64"),
+    (np.ones((3, 2)), ONES, r"transposed\?"),
+    (np.array([[1.0, np.nan, 1.0], [1.0, 1.0, 1.0]]), ONES, "NaN"),
+    (None, ONES, "returned None"),
+    (ONES, ONES, "should be a NumPy array"),
+    (np.array(SQUARE).T, SQUARE, "transpose of the right answer"),
+    (-np.array(SQUARE), SQUARE, "wrong sign"),
+])
+def test_compare_explains(value, ref, message):
+    with pytest.raises(grading.GradingFailure, match=message):
+        grading.compare("g", value, ref)
+
+
+def test_failure_shows_only_its_message():
+    assert grading.GradingFailure("∂L/∂W_h is off")._render_traceback_() == [
+        "GradingFailure: ∂L/∂W_h is off"]
+
+
+def test_rel_error_matches_the_library():
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((4, 5)), rng.standard_normal((4, 5))
+    assert grading.rel_error(a.tolist(), b.tolist()) == pytest.approx(bptt_lib.rel_error(a, b))
+
+
+# ---- the "by hand" wall: each of these backward passes must be refused
+
+
+def _loss_and_params():
+    params = bptt_lib.init_params(2, 3, 2, seed=0)
+    xs = np.random.default_rng(0).standard_normal((3, 2))
+    return params, xs
+
+
+def via_getattr(params, xs):
+    ag = getattr(torch, "auto" + "grad")
+    p = torch.tensor(params["W_h"], requires_grad=True)
+    return getattr(ag, "gr" + "ad")((p ** 2).sum(), p)[0].numpy()
+
+
+def via_library_bptt(params, xs):
+    rnn = importlib.import_module("bptt_lib." + "rnn")
+    return getattr(rnn, "bp" + "tt")(params, xs[None], rnn.rnn_forward(params, xs[None]),
+                                     np.ones((1, 3, 2)))["W_h"]
+
+
+def via_swallowed_backward(params, xs):
+    try:
+        p = torch.tensor(params["W_h"], requires_grad=True)
+        getattr(torch.tanh(p).sum(), "back" + "ward")()
+    except Exception:  # noqa: BLE001 — the student hides the error
+        pass
+    return np.zeros_like(params["W_h"])
+
+
+def by_hand(params, xs):
+    return np.tanh(params["W_h"]) ** 2
+
+
+@pytest.mark.parametrize("fn", [via_getattr, via_library_bptt, via_swallowed_backward])
+def test_hand_written_backward_refuses_autograd_at_run_time(fn):
+    assert grading.autograd_references(fn) == []       # invisible to the static check
+    with pytest.raises(grading.GradingFailure, match="by hand"):
+        grading.call_manually(fn, *_loss_and_params())
+
+
+def test_the_wall_comes_down_afterwards():
+    params, xs = _loss_and_params()
+    assert grading.call_manually(by_hand, params, xs).shape == (3, 3)
+    p = torch.ones(2, requires_grad=True)
+    assert torch.autograd.grad((p * p).sum(), p)[0].tolist() == [2.0, 2.0]
+    assert "W_h" in bptt_lib.bptt(params, xs[None], bptt_lib.rnn_forward(params, xs[None]),
+                                  np.ones((1, 3, 2)))
+
+
+ALIAS = torch.autograd.grad
+
+
+def via_alias(params, xs):
+    p = torch.tensor(params["W_h"], requires_grad=True)
+    return ALIAS((p ** 2).sum(), p)[0].numpy()
+
+
+def helper(params):
+    return torch.autograd.functional.jacobian(torch.tanh, torch.tensor(params["W_h"]))
+
+
+def via_helper(params, xs):
+    return helper(params).numpy()
+
+
+@pytest.mark.parametrize(("fn", "name"), [(via_alias, "ALIAS"), (via_helper, "autograd")])
+def test_static_check_follows_aliases_and_helpers(fn, name):
+    assert any(name in ref for ref in grading.autograd_references(fn))
+    with pytest.raises(grading.GradingFailure, match="written by hand"):
+        grading.call_manually(fn, *_loss_and_params())
+
+
+def test_reference_is_autograd_in_a_fresh_process(monkeypatch):
+    monkeypatch.setattr(torch.autograd, "grad", lambda *a, **k: None)   # no effect on it
+    grading._CACHE.clear()
+    ref = grading.reference("ex33_4", 0)
+    params = {k: np.array(v) for k, v in ref["params"].items()}
+    xs = np.array(ref["xs"])
+    _, grads, hs = bptt_lib.last_step_loss_grads(params, xs[None], np.array([ref["target"]]))
+    for name in bptt_lib.PARAM_NAMES:
+        assert bptt_lib.rel_error(grads[name], np.array(ref["grads"][name])) < 1e-12, name
+    assert bptt_lib.rel_error(hs[0], np.array(ref["hs"])) < 1e-15
