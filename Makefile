@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: book test lint lock sysdeps clean
+.PHONY: book book-instructor site test lint lock sysdeps clean
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,23 @@ $(STAMP): requirements.lock pyproject.toml
 book: $(STAMP)
 	rm -rf _build/html
 	$(BIN)/jupyter-book build . --all -W -n --keep-going
+
+## Instructor edition (worked solutions shown) into _build/instructor/_build/html.
+book-instructor: $(STAMP)
+	rm -rf _build/instructor
+	BPTT_EDITION=instructor $(BIN)/jupyter-book build . --all -W -n --keep-going --path-output _build/instructor
+
+## Both editions from ONE fresh execution of every page (a jupyter-cache emptied first and
+## shared by the two builds) into $(SITE_OUT)/_build/{html,instructor/_build/html}: what the
+## site tests (tests/conftest.py) build when the site is missing or stale.
+SITE_OUT ?= .
+SITE_CACHE = $(SITE_OUT)/_build/.jupyter_cache
+site: $(STAMP)
+	rm -rf $(SITE_OUT)/_build/html $(SITE_OUT)/_build/instructor $(SITE_CACHE)
+	BPTT_NB_CACHE=$(SITE_CACHE) \
+	  $(BIN)/jupyter-book build . --all -W -n --keep-going --path-output $(SITE_OUT)
+	BPTT_EDITION=instructor BPTT_NB_CACHE=$(SITE_CACHE) \
+	  $(BIN)/jupyter-book build . --all -W -n --keep-going --path-output $(SITE_OUT)/_build/instructor
 
 ## Lint, then run the whole test suite (library, book claims, grading pipeline, built site).
 test: $(STAMP) sysdeps

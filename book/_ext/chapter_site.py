@@ -16,6 +16,11 @@ notebooks (``bptt_lib``) changes.
 
 MathJax 3 comes from the ``django-static-mathjax`` wheel (pinned in requirements.lock) and is
 copied into ``_static/mathjax`` after every HTML build, so math typesets without network.
+
+Two fixes for a clean browser console: the theme gets a default colour mode (pydata-sphinx-theme
+logs an error on a first visit without one), and inline scripts registered twice (once through
+``html_js_files``, once by their extension: sphinx-thebe's ``const THEBE_JS_URL ...``, whose
+repetition is a JavaScript error, and sphinx-togglebutton's config) are written once.
 """
 
 import os
@@ -42,11 +47,20 @@ def configure(app, config):
     app.tags.add(edition())
     config.html_copy_source = False
     config.html_theme_options = {**config.html_theme_options, "use_download_button": False}
+    config.html_context = {**config.html_context, "default_mode": "light"}
     config.mathjax_path = f"mathjax/{MATHJAX_ENTRY}"
     cache = os.environ.get("BPTT_NB_CACHE")
     if cache:
         config.nb_execution_mode = "cache"
         config.nb_execution_cache_path = str(Path(cache).resolve())
+
+
+def drop_repeated_scripts(app, pagename, templatename, context, doctree):
+    scripts, unique = context["script_files"], {}
+    for script in scripts:
+        key = (script.filename or "", script.priority, repr(sorted(script.attributes.items())))
+        unique.setdefault(key, script)
+    scripts[:] = unique.values()  # in place: later handlers (MathJax) append to this list
 
 
 def copy_mathjax(app, exception):
@@ -62,5 +76,6 @@ def copy_mathjax(app, exception):
 
 def setup(app):
     app.connect("config-inited", configure)
+    app.connect("html-page-context", drop_repeated_scripts, priority=100)
     app.connect("build-finished", copy_mathjax)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -1,0 +1,54 @@
+"""Shared fixtures.
+
+`site`: the built book, both editions, rebuilt once per test session (`make site`) when it is
+missing or older than any source it is made from. `BPTT_SITE_OUT=<dir>` builds and tests under
+<dir>/_build instead of the working tree's _build.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SITE_SOURCES = ("_config.yml", "_toc.yml", "book", "bptt_lib", "exercises", "Makefile")
+
+
+@dataclass(frozen=True)
+class Site:
+    student: Path       # the student edition's HTML root (what `make book` makes)
+    instructor: Path    # the instructor edition's HTML root (`make book-instructor`)
+
+
+def _newest_source_mtime() -> float:
+    paths = [ROOT / name for name in SITE_SOURCES]
+    files = [p for p in paths if p.is_file()]
+    files += [f for p in paths if p.is_dir() for f in p.rglob("*")
+              if f.is_file() and "__pycache__" not in f.parts]
+    return max(f.stat().st_mtime for f in files)
+
+
+@pytest.fixture(scope="session")
+def site() -> Site:
+    out = Path(os.environ.get("BPTT_SITE_OUT", ROOT)).resolve() / "_build"
+    built = Site(out / "html", out / "instructor" / "_build" / "html")
+    stamp = out / ".site-built"   # written only after both editions built without a warning
+    outputs = [stamp, built.student / ".buildinfo", built.instructor / ".buildinfo"]
+    fresh = all(p.exists() for p in outputs) and stamp.stat().st_mtime >= max(
+        _newest_source_mtime(), *(p.stat().st_mtime for p in outputs[1:]))
+    if not fresh:
+        stamp.unlink(missing_ok=True)
+        log = out / "site-build.log"
+        out.mkdir(parents=True, exist_ok=True)
+        with log.open("w") as f:
+            run = subprocess.run(["make", "site", f"SITE_OUT={out.parent}"], cwd=ROOT,
+                                 stdout=f, stderr=subprocess.STDOUT)
+        if run.returncode != 0:
+            tail = "\n".join(log.read_text(errors="replace").splitlines()[-40:])
+            pytest.fail(f"`make site` failed (exit {run.returncode}); full log: {log}\n{tail}")
+        stamp.touch()
+    return built

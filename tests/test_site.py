@@ -1,0 +1,254 @@
+"""The built site, read as files: every page there, no errors, images and downloads present,
+the student edition free of solutions and the instructor edition showing them, and the build
+settings that make a bad page fail the build."""
+
+from __future__ import annotations
+
+import html
+import re
+import shutil
+import subprocess
+import textwrap
+import zlib
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+from bs4 import BeautifulSoup
+
+ROOT = Path(__file__).resolve().parents[1]
+EXERCISES_MD = ROOT / "book" / "exercises.md"
+ASSIGNMENTS = ("ex33_1_wx_gradient", "ex33_2_linear_rnn", "ex33_3_hidden_size",
+               "ex33_4_manual_bptt", "ex33_5_norm_rescaling")
+# The seed chapter's figures, regenerated at build time, each a labelled <figure>.
+FIGURES = {"book/unrolling": 1, "book/vanishing_exploding": 1, "book/remember_first": 2,
+           "book/clipping": 1, "book/truncated_bptt": 1}
+
+pytestmark = pytest.mark.slow
+
+
+def toc_pages(toc: dict | None = None) -> list[str]:
+    """Every document named in _toc.yml (root first), e.g. 'book/unrolling'."""
+    toc = toc if toc is not None else yaml.safe_load((ROOT / "_toc.yml").read_text())
+    pages = [toc["root"]] if "root" in toc else []
+    if "file" in toc:
+        pages.append(toc["file"])
+    for key in ("parts", "chapters", "sections"):
+        for entry in toc.get(key, []):
+            pages += toc_pages(entry)
+    return [re.sub(r"\.(md|ipynb)$", "", p) for p in pages]
+
+
+def page(root: Path, name: str) -> BeautifulSoup:
+    return BeautifulSoup((root / f"{name}.html").read_text(), "html.parser")
+
+
+def visible_text(soup: BeautifulSoup) -> str:
+    return " ".join(soup.get_text(" ").split())
+
+
+def solution_blocks(source: str) -> list[str]:
+    """The bodies of the ````{solution} blocks of book/exercises.md."""
+    return re.findall(r"^````\{solution\}.*?\n(.*?)^````\s*$", source, re.S | re.M)
+
+
+def solution_markers(source: str) -> list[str]:
+    """Per solution: the longest run of plain words (no math, no markup) in its prose.
+
+    They are what a leak of that solution into the student edition would contain.
+    """
+    markers = []
+    for body in solution_blocks(source):
+        prose = re.sub(r"```.*?```", " ", body, flags=re.S)          # code
+        prose = re.sub(r"\$\$.*?\$\$", " | ", prose, flags=re.S)     # display math
+        runs = re.split(r"\$[^$]*\$|`[^`]*`|\{[^}]*\}|[*|:(\n\"']|^\S+:|\s-\s", prose)
+        runs = [" ".join(r.split()) for r in runs]
+        markers.append(max(runs, key=lambda r: len(r.split())))
+    return markers
+
+
+def text_files(root: Path):
+    for f in root.rglob("*"):
+        if f.is_file() and f.suffix not in {".png", ".woff", ".ico", ".svg", ".gif", ".jpg"}:
+            data = f.read_bytes()
+            if f.name == "objects.inv":                  # header lines, then zlib
+                data = zlib.decompress(data.split(b"\n", 4)[4])
+            yield f, " ".join(html.unescape(data.decode("utf-8", "replace")).split())
+
+
+def test_every_toc_page_is_built(site):
+    pages = toc_pages()
+    assert "book/exercises" in pages and len(pages) >= 9
+    for root in (site.student, site.instructor):
+        missing = [p for p in pages if not (root / f"{p}.html").is_file()]
+        assert not missing, f"pages in _toc.yml not built in {root}: {missing}"
+
+
+def test_no_tracebacks_stderr_or_execution_reports(site):
+    assert not list(site.student.rglob("*.err.log")), "execution error reports in reports/"
+    for name in toc_pages():
+        soup = page(site.student, name)
+        bad = soup.select(".output.traceback, .output.stderr, .system-message, .problematic")
+        assert not bad, f"{name}: error/stderr output or docutils problem: {bad[0]}"
+        assert "Traceback (most recent call last)" not in visible_text(soup), name
+
+
+def test_no_unresolved_glue_or_roles(site):
+    for name in toc_pages():
+        text = visible_text(page(site.student, name))
+        leftovers = re.findall(r"\{glue[^}]*\}|\{(?:eq|ref|numref|prf:ref|cite:[pt])\}`", text)
+        assert not leftovers, f"{name}: unrendered roles {leftovers[:3]}"
+        assert not re.search(r"glue.{0,40}(not found|error)", text, re.I), name
+
+
+def test_every_image_exists(site):
+    for name in toc_pages():
+        for img in page(site.student, name).find_all("img"):
+            src = img["src"]
+            assert not re.match(r"[a-z]+://", src), f"{name}: external image {src}"
+            if not src.startswith("data:"):
+                assert (site.student / name).parent.joinpath(src).is_file(), f"{name}: {src}"
+            assert img.get("alt"), f"{name}: image without alt text: {src}"
+
+
+def test_chapter_figures_are_labelled_and_counted(site):
+    counts = {}
+    for name in toc_pages():
+        figures = page(site.student, name).select("article figure")
+        for fig in figures:
+            assert fig.get("id"), f"{name}: figure without a label"
+            assert fig.find("figcaption"), f"{name}: figure {fig['id']} without a caption"
+            assert fig.find("img"), f"{name}: figure {fig['id']} without an image"
+        if figures:
+            counts[name] = len(figures)
+    assert counts == FIGURES
+
+
+def test_each_exercise_links_its_student_notebook(site):
+    for root in (site.student, site.instructor):
+        soup = page(root, "book/exercises")
+        exercises = soup.select("div.exercise")
+        assert [e["id"] for e in exercises] == ["ex-wx-gradient", "ex-linear-rnn",
+                                                "ex-hidden-size", "ex-manual-bptt",
+                                                "ex-norm-rescaling"]
+        for number, (ex, name) in enumerate(zip(exercises, ASSIGNMENTS, strict=True), 1):
+            assert f"Exercise 33.{number}" in visible_text(ex)
+            links = [a["href"] for a in ex.select("a.download") if a["href"].endswith(
+                f"/{name}.ipynb")]
+            assert len(links) == 1, f"{name}: no download link in its exercise"
+            served = (root / "book" / links[0]).resolve()
+            released = ROOT / "exercises" / name / f"{name}.ipynb"
+            assert served.read_bytes() == released.read_bytes(), f"{name}: stale download"
+            nb = nbformat.reads(served.read_text(), as_version=4)
+            source = "\n".join(cell.source for cell in nb.cells)
+            for marker in ("### BEGIN SOLUTION", "### BEGIN HIDDEN TESTS"):
+                assert marker not in source, f"{name}: the download is not the student release"
+
+
+def test_solution_markers_are_solution_only():
+    source = EXERCISES_MD.read_text()
+    markers = solution_markers(source)
+    assert len(markers) == 5 and all(len(m.split()) >= 6 for m in markers), markers
+    outside = re.sub(r"^````\{solution\}.*?^````\s*$", "", source, flags=re.S | re.M)
+    for marker in markers:
+        assert marker not in " ".join(outside.split()), marker
+
+
+def test_student_edition_leaks_no_solution(site):
+    markers = solution_markers(EXERCISES_MD.read_text())
+    labels = re.findall(r"^:label: (sol-[\w-]+)", EXERCISES_MD.read_text(), re.M)
+    assert len(labels) == 5
+    assert not (site.student / "_sources").exists(), "page sources copied into the site"
+    for f in site.student.rglob("*"):
+        rel = f.relative_to(site.student)
+        assert f.suffix != ".md", f"source file in the site: {rel}"
+        if f.suffix == ".ipynb":
+            assert rel.parts[0] == "_downloads" and f.stem in ASSIGNMENTS, rel
+    for f, text in text_files(site.student):
+        for needle in [*markers, *labels, 'class="solution']:
+            assert needle not in text, f"solution text {needle!r} in {f.relative_to(site.student)}"
+    for name in toc_pages():
+        assert not page(site.student, name).select(".dropdown-download-buttons, "
+                                                    "[class*=download-source-button]"), name
+
+
+def test_instructor_edition_shows_every_solution(site):
+    soup = page(site.instructor, "book/exercises")
+    markers = solution_markers(EXERCISES_MD.read_text())
+    exercises = soup.select("div.exercise")
+    assert len(exercises) == len(markers) == 5
+    for exercise, marker in zip(exercises, markers, strict=True):
+        solution = exercise.find_next_sibling("div")
+        assert "solution" in solution["class"], f"no solution right after {exercise['id']}"
+        assert marker in visible_text(solution), marker
+    assert "def grad_W_x" in visible_text(soup)
+
+
+@pytest.mark.parametrize("block", range(5))
+def test_solution_code_runs_and_checks_itself(block):
+    """Each worked solution's code (not executed by the build) runs, and its asserts pass."""
+    codes = [re.findall(r"^```python\n(.*?)^```", body, re.S | re.M)
+             for body in solution_blocks(EXERCISES_MD.read_text())]
+    assert len(codes) == 5 and all(len(c) == 1 for c in codes)
+    run = subprocess.run([str(ROOT / ".venv" / "bin" / "python"), "-W", "error", "-c",
+                          codes[block][0]], capture_output=True, text=True, cwd=ROOT)
+    assert run.returncode == 0, run.stderr
+
+
+def test_math_is_served_by_the_site(site):
+    for root in (site.student, site.instructor):
+        entry = root / "_static" / "mathjax" / "tex-chtml.js"
+        fonts = entry.parent / "output" / "chtml" / "fonts" / "woff-v2"
+        assert entry.is_file() and fonts.is_dir() and list(fonts.glob("*.woff"))
+        for name in toc_pages():
+            soup = page(root, name)
+            sources = [t.get("src") or t.get("href") for t in soup.select("script[src], link[href]")
+                       if t.name == "script" or "stylesheet" in t.get("rel", [])]
+            external = [s for s in sources if re.match(r"([a-z]+:)?//", s)]
+            assert not external, f"{name}: loads {external}"
+            if soup.select(".math"):
+                assert any(s.split("?")[0].endswith("_static/mathjax/tex-chtml.js")
+                           for s in sources), f"{name}: math without the local MathJax"
+
+
+PAGE = """\
+    ---
+    jupytext: {{text_representation: {{extension: .md, format_name: myst}}}}
+    kernelspec: {{display_name: Python 3, language: python, name: python3}}
+    ---
+    # Throwaway
+
+    {text}
+
+    ```{{code-cell}} ipython3
+    {code}
+    ```
+    """
+BROKEN = {  # case: (markdown, code cell, what the build log must name)
+    "cell error": ("Fine.", "raise ValueError('broken cell')", "broken cell"),
+    "stderr output": ("Fine.", "import sys; print('oops', file=sys.stderr)", "stderr was found"),
+    "unresolved reference": ("See {ref}`no-such-label`.", "print(1)", "no-such-label"),
+}
+
+
+@pytest.mark.parametrize("case", ["control", *BROKEN])
+def test_build_settings_fail_a_bad_page(case, tmp_path):
+    """The book's _config.yml and the Makefile's flags fail the build on a cell error, on
+    stderr output and on any warning; a clean page (control) builds."""
+    for name in ("_config.yml", "book/_ext", "book/references.bib"):
+        src, dst = ROOT / name, tmp_path / name
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, dst)
+    text, code, reason = BROKEN.get(case, ("Fine.", "print(1)", None))
+    (tmp_path / "book" / "index.md").write_text(textwrap.dedent(PAGE).format(text=text, code=code))
+    (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: book/index\n")
+    flags = re.search(r"jupyter-book build \. (.*)\n", (ROOT / "Makefile").read_text())[1]
+    run = subprocess.run([str(ROOT / ".venv" / "bin" / "jupyter-book"), "build", ".",
+                          *flags.split()], cwd=tmp_path, capture_output=True, text=True)
+    log = run.stdout + run.stderr
+    if case == "control":
+        assert run.returncode == 0, log[-3000:]
+    else:
+        assert run.returncode != 0, f"the build passed despite a {case}"
+        assert reason in log, log[-3000:]
