@@ -5,6 +5,7 @@ settings that make a bad page fail the build."""
 from __future__ import annotations
 
 import html
+import json
 import re
 import shutil
 import subprocess
@@ -171,6 +172,28 @@ def test_student_edition_leaks_no_solution(site):
     for name in toc_pages():
         assert not page(site.student, name).select(".dropdown-download-buttons, "
                                                     "[class*=download-source-button]"), name
+
+
+def search_terms(root: Path) -> set[str]:
+    text = (root / "searchindex.js").read_text()
+    index = json.loads(text[text.index("(") + 1:text.rindex(")")])
+    return set(index["terms"]) | set(index["titleterms"])
+
+
+def test_search_index_has_no_solution_words(site):
+    """Words that only the solutions use (stemmed as Sphinx's search does) are absent from the
+    student edition's search index, and present in the instructor edition's."""
+    from sphinx.search.en import SearchEnglish
+
+    stem = SearchEnglish({}).stem
+    pages = " ".join(visible_text(page(site.student, name)) for name in toc_pages())
+    elsewhere = {stem(w) for w in re.findall(r"[a-z]+", pages.lower())}
+    prose = re.sub(r"```.*?```|\$.*?\$", " ", "".join(solution_blocks(EXERCISES_MD.read_text())),
+                   flags=re.S)
+    stems = {stem(w) for w in re.findall(r"[a-z]{6,}", prose.lower())} - elsewhere
+    assert len(stems) >= 20, stems
+    assert not stems & search_terms(site.student), stems & search_terms(site.student)
+    assert len(stems & search_terms(site.instructor)) >= 0.8 * len(stems)
 
 
 def test_instructor_edition_shows_every_solution(site):
