@@ -13,10 +13,14 @@ from nbgrader.preprocessors import (
     AssignLatePenalties,
     CheckCellMetadata,
     ClearHiddenTests,
+    ClearOutput,
+    DeduplicateIds,
     Execute,
     GetGrades,
     IgnorePattern,
     LimitOutput,
+    OverwriteCells,
+    OverwriteKernelspec,
     SaveAutoGrades,
 )
 
@@ -51,6 +55,18 @@ class SurvivingExecute(Execute):
         self._dead = False
 
 
+class DropDuplicateIds(DeduplicateIds):
+    """DeduplicateIds, but a duplicated cell loses its nbgrader metadata entirely: the empty
+    dict stock nbgrader leaves crashes OverwriteCells.add_missing_cells (KeyError 'grade_id')."""
+
+    def preprocess(self, nb, resources):
+        nb, resources = super().preprocess(nb, resources)
+        for cell in nb.cells:
+            if cell.metadata.get("nbgrader") == {}:
+                del cell.metadata["nbgrader"]
+        return nb, resources
+
+
 c = get_config()  # noqa: F821 — provided by traitlets when it loads this file
 
 # --- course layout ------------------------------------------------------------------------------
@@ -71,6 +87,8 @@ c.FileNameCollectorPlugin.named_regexp = r"(?P<student_id>[^/]+?)--(?P<file_id>e
 c.OverwriteCells.add_missing_cells = True   # a deleted grade cell is put back and run
 c.Execute.timeout = 30                       # per cell: an infinite loop costs 30 s, not the batch
 c.Execute.interrupt_on_timeout = True
+c.Autograde.sanitize_preprocessors = [
+    ClearOutput, DropDuplicateIds, OverwriteKernelspec, OverwriteCells, CheckCellMetadata]
 c.Autograde.autograde_preprocessors = [
     SurvivingExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades,
     AssignLatePenalties, CheckCellMetadata]
@@ -82,3 +100,9 @@ c.LimitOutput.max_traceback = 40
 
 # --- feedback: never show the hidden tests ------------------------------------------------------
 c.GenerateFeedback.preprocessors = [ClearHiddenTests, GetGrades, CSSHTMLHeaderPreprocessor]
+
+# --- sandbox: every student kernel runs in bubblewrap, no network, limits (INSTRUCTORS.md) ------
+# On by default; grading refuses if it cannot start. Opt out only explicitly: COURSE_SANDBOX=off.
+from course_tools.sandbox import configure  # noqa: E402
+
+configure(c)

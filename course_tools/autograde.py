@@ -29,7 +29,7 @@ from nbgrader.coursedir import CourseDirectory
 from nbgrader.utils import capture_log
 from traitlets.config.loader import PyFileConfigLoader
 
-from course_tools.sandbox import Sandbox
+from course_tools.sandbox import Sandbox, SandboxUnavailable
 
 _one_at_a_time = threading.Lock()
 COLUMNS = {  # gradebook state that autograde writes, per object
@@ -171,11 +171,12 @@ def autograde(assignment, *, workers=None, scheduler=None, force=False, config_d
         + (f"Dask scheduler {scheduler}" if scheduler else f"{workers or os.cpu_count()} workers"))
     done = {}
     with Gradebook(coursedir.db_url, coursedir.course_id) as gb:
-        for result in _run(common, jobs, workers, scheduler):
+        for result in _in_order(_run(common, jobs, workers, scheduler), students):
             s = result["student"]
             dest = os.path.join(root, autograded.format(s))
             if os.path.isdir(dest):
                 shutil.rmtree(dest)
+            os.makedirs(os.path.dirname(dest), exist_ok=True)  # nbgrader leaves it, even on failure
             write_tree(root, result["files"])
             if result["state"] is not None:
                 apply_state(gb, assignment, s, result["state"])
@@ -186,8 +187,21 @@ def autograde(assignment, *, workers=None, scheduler=None, force=False, config_d
     return done
 
 
+def _in_order(results, students):
+    """Results re-ordered by student, as serial nbgrader writes them (gradebook row order)."""
+    waiting, order = {}, iter(students)
+    following = next(order, None)
+    for result in results:
+        waiting[result["student"]] = result
+        while following in waiting:
+            yield waiting.pop(following)
+            following = next(order, None)
+
+
 def _run(common, jobs, workers, scheduler):
     """Yield grade_student results as they finish, from local processes or a Dask cluster."""
+    from course_tools.autograde import grade_student  # by reference, also when run as __main__
+
     if scheduler:
         from distributed import Client
         from distributed import as_completed as dask_completed
@@ -215,8 +229,12 @@ def main(argv=None):
     p.add_argument("--force", action="store_true", help="regrade already autograded students")
     p.add_argument("--config-dir", default=".", help="directory of nbgrader_config.py")
     args = p.parse_args(argv)
-    done = autograde(args.assignment, workers=args.workers, scheduler=args.scheduler,
-                     force=args.force, config_dir=args.config_dir)
+    try:
+        done = autograde(args.assignment, workers=args.workers, scheduler=args.scheduler,
+                         force=args.force, config_dir=args.config_dir)
+    except SandboxUnavailable as e:
+        print(e, file=sys.stderr)
+        return 2
     return 0 if all(done.values()) else 1
 
 

@@ -199,6 +199,8 @@ class SandboxKernelManager(AsyncKernelManager):
         if hasattr(self, "ipc_dir") and not restart:
             shutil.rmtree(self.ipc_dir, ignore_errors=True)
 
+    cleanup_resources = _async_cleanup_resources  # nbclient calls it directly for dead kernels
+
 
 class SandboxExecute(Execute):
     """nbgrader's Execute with sandboxed kernels, a per-cell output cap, and dead-kernel grading.
@@ -254,9 +256,22 @@ def _error(ename, evalue):
 
 
 def configure(c):
-    """Turn the sandbox on for a course: call at the end of `nbgrader_config.py`."""
+    """Turn the sandbox on for a course: call at the end of `nbgrader_config.py`.
+
+    Every Execute (sub)class among the autograde preprocessors gets sandboxed kernels.
+    """
     from nbgrader.converters import Autograde
 
     steps = (c.Autograde.autograde_preprocessors if "autograde_preprocessors" in c.Autograde
              else Autograde.class_traits()["autograde_preprocessors"].default())
-    c.Autograde.autograde_preprocessors = [SandboxExecute if s is Execute else s for s in steps]
+    c.Autograde.autograde_preprocessors = [_sandboxed(s) for s in steps]
+
+
+def _sandboxed(step):
+    """`step`, or for an Execute (sub)class, the same class with SandboxExecute mixed in."""
+    executes = isinstance(step, type) and issubclass(step, Execute)
+    if not executes or issubclass(step, SandboxExecute):
+        return step
+    if step is Execute:
+        return SandboxExecute
+    return type(f"Sandboxed{step.__name__}", (SandboxExecute, step), {})

@@ -56,13 +56,16 @@ def nbgrader(base, *args, check=True, env=None):
     return run
 
 
-def make_course(base, assignments, config=""):
-    """Create config, solutions and source for `assignments` {name: notebook}; release them."""
+def make_course(base, assignments, config="", sandbox=True):
+    """Create config, solutions and source for `assignments` {name: notebook}; release them.
+
+    sandbox=False leaves out the `configure(c)` hook: stock nbgrader.
+    """
     os.makedirs(base, exist_ok=True)
+    hook = "from course_tools.sandbox import configure  # noqa: E402\n\nconfigure(c)\n"
     with open(os.path.join(base, "nbgrader_config.py"), "w") as f:
         f.write(f'c = get_config()  # noqa: F821\nc.CourseDirectory.root = "course"\n'
-                f'c.CourseDirectory.course_id = "synthetic"\n{config}\n'
-                "from course_tools.sandbox import configure  # noqa: E402\n\nconfigure(c)\n")
+                f'c.CourseDirectory.course_id = "synthetic"\n{config}\n{hook if sandbox else ""}')
     for name, nb in assignments.items():
         for top in ("solutions", "course/source"):
             os.makedirs(os.path.join(base, top, name), exist_ok=True)

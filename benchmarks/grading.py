@@ -1,0 +1,165 @@
+"""Benchmarks of grading a class and building the book, measured in one run; prints a table.
+
+    .venv/bin/python benchmarks/grading.py [--students 40] [--assignments 5] [--per-notebook 4]
+                                           [--workers N] [--skip-book] [--skip-experiment]
+
+1. Per-notebook autograde time (one serial `nbgrader autograde` batch of --per-notebook
+   submissions, divided by their number): stock nbgrader on a trivial notebook (the floor), the
+   same notebook sandboxed, and the course's assignments (instructor solution submitted)
+   sandboxed and with COURSE_SANDBOX=off.
+2. Throughput on a synthetic class (--students x --assignments trivial notebooks, sandboxed):
+   serial nbgrader, `python -m course_tools.autograde` with 1 and with N workers.
+3. Cold and warm `jupyter-book build` of the whole book, and the remember-first experiment (33.4).
+"""
+
+import argparse
+import glob
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+from course_tools import synthetic
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.dirname(sys.executable)
+ASSIGNMENTS = sorted(os.path.basename(p) for p in glob.glob(os.path.join(ROOT, "solutions", "*")))
+
+
+def timed(cmd, cwd, env=None):
+    """Seconds to run `cmd`; raises if it fails."""
+    start = time.perf_counter()
+    run = subprocess.run(cmd, cwd=cwd, env={**synthetic._env(), **(env or {})},
+                         capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if run.returncode:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{run.stdout[-2000:]}\n{run.stderr[-4000:]}")
+    return seconds
+
+
+def nbgrader_cmd(*args):
+    return [sys.executable, "-m", "nbgrader", *args]
+
+
+def trivial_class(base, students, assignments=("trivial",), sandbox=True):
+    synthetic.make_course(base, {a: synthetic.square_assignment() for a in assignments},
+                          sandbox=sandbox)
+    for a in assignments:
+        for i in range(students):
+            synthetic.submit(base, a, f"s{i:03d}", "def square(x):\n    return x * x")
+    return base
+
+
+def per_notebook_trivial(tmp, k):
+    """(stock nbgrader, sandboxed) seconds per trivial notebook."""
+    stock = trivial_class(os.path.join(tmp, "stock"), k, sandbox=False)
+    boxed = trivial_class(os.path.join(tmp, "boxed"), k)
+    return (timed(nbgrader_cmd("autograde", "trivial"), stock) / k,
+            timed(nbgrader_cmd("autograde", "trivial"), boxed) / k)
+
+
+def per_notebook_course(tmp, k):
+    """{assignment: (sandboxed, unsandboxed) s per notebook}; the instructor solution submitted."""
+    course, release = os.path.join(tmp, "course"), os.path.join(tmp, "release")
+    env = {"BPTT_COURSE_DIR": course}
+    out = {}
+    for a in ASSIGNMENTS:
+        timed(nbgrader_cmd("generate_assignment", a, "--force",
+                           f"--CourseDirectory.release_directory={release}"), ROOT, env)
+        for i in range(k):
+            dest = os.path.join(course, "submitted", f"s{i:03d}", a)
+            os.makedirs(dest, exist_ok=True)
+            shutil.copy(os.path.join(ROOT, "solutions", a, f"{a}.ipynb"), dest)
+            with open(os.path.join(dest, "timestamp.txt"), "w") as f:
+                f.write(synthetic.TIMESTAMP)
+        grade = nbgrader_cmd("autograde", a, "--force")
+        open_ = timed(grade, ROOT, {**env, "COURSE_SANDBOX": "off"}) / k
+        out[a] = (timed(grade, ROOT, env) / k, open_)
+    return out
+
+
+def throughput(tmp, students, n_assignments, workers):
+    """Seconds to grade the synthetic class: serial nbgrader, our command with 1 and N workers."""
+    names = [f"a{i}" for i in range(1, n_assignments + 1)]
+    base = trivial_class(os.path.join(tmp, "class"), students, names)
+    runs = {}
+    for label, cmd in [("serial nbgrader", lambda a: nbgrader_cmd("autograde", a)),
+                       ("1 worker", lambda a: [sys.executable, "-m", "course_tools.autograde", a,
+                                               "--workers", "1"]),
+                       (f"{workers} workers", lambda a: [sys.executable, "-m",
+                                                         "course_tools.autograde", a,
+                                                         "--workers", str(workers)])]:
+        copy = synthetic.clone(base, os.path.join(tmp, label.replace(" ", "_")))
+        runs[label] = sum(timed(cmd(a), copy) for a in names)
+    return runs
+
+
+def book(tmp):
+    """(cold, warm) seconds of `jupyter-book build` of the whole book into a fresh directory."""
+    cmd = [os.path.join(BIN, "jupyter-book"), "build", ROOT, "--path-output",
+           os.path.join(tmp, "book")]
+    return timed(cmd, ROOT), timed(cmd, ROOT)
+
+
+def remember_first():
+    """Seconds to train every remember-first run of 33.4 (the lengths, and T=50 on fresh data)."""
+    from bptt_lib.experiments import REMEMBER_FIRST, REMEMBER_FIRST_FRESH
+
+    start = time.perf_counter()
+    for run in [*REMEMBER_FIRST.values(), REMEMBER_FIRST_FRESH]:
+        run.run()
+    return time.perf_counter() - start
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--students", type=int, default=40)
+    p.add_argument("--assignments", type=int, default=5)
+    p.add_argument("--per-notebook", type=int, default=4, help="submissions per timing batch")
+    p.add_argument("--workers", type=int, default=os.cpu_count())
+    p.add_argument("--skip-book", action="store_true")
+    p.add_argument("--skip-experiment", action="store_true")
+    args = p.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        floor, boxed = per_notebook_trivial(os.path.join(tmp, "trivial"), args.per_notebook)
+        rows += [("per notebook: stock nbgrader, trivial notebook (floor)", f"{floor:.2f} s", ""),
+                 ("per notebook: trivial notebook, sandboxed", f"{boxed:.2f} s",
+                  f"overhead {boxed / floor - 1:+.0%}")]
+        course = per_notebook_course(os.path.join(tmp, "course"), args.per_notebook)
+        for a, (box, open_) in course.items():
+            rows.append((f"per notebook: {a}, sandboxed / not", f"{box:.2f} s / {open_:.2f} s",
+                         f"overhead {box / open_ - 1:+.0%}"))
+        box = sum(b for b, _ in course.values()) / len(course)
+        open_ = sum(o for _, o in course.values()) / len(course)
+        rows += [("per notebook: our assignments (mean), sandboxed / not",
+                  f"{box:.2f} s / {open_:.2f} s",
+                  f"overhead {box / open_ - 1:+.0%} (target <= +20%); "
+                  f"{box / floor:.2f}x floor (target <= 2x)")]
+        n = args.students * args.assignments
+        runs = throughput(os.path.join(tmp, "throughput"), args.students, args.assignments,
+                          args.workers)
+        for label, seconds in runs.items():
+            rows.append((f"class of {args.students} x {args.assignments} = {n} notebooks, "
+                         f"{label}", f"{seconds:.1f} s", f"{n / seconds * 60:.0f} notebooks/min"))
+        speedup = runs["1 worker"] / runs[f"{args.workers} workers"]
+        rows.append((f"speed-up, {args.workers} workers vs 1", f"{speedup:.2f}x",
+                     f"target >= 1.8x on 2 cores ({os.cpu_count()} here)"))
+        if not args.skip_book:
+            cold, warm = book(tmp)
+            rows += [("jupyter-book build, cold", f"{cold:.0f} s", ""),
+                     ("jupyter-book build, warm (nothing changed)", f"{warm:.0f} s", "")]
+        if not args.skip_experiment:
+            rows.append(("remember-first experiment (33.4: 7 training runs)",
+                         f"{remember_first():.0f} s", ""))
+    width = max(len(r[0]) for r in rows)
+    print(f"| {'measurement':<{width}} | value | note |\n|{'-' * (width + 2)}|---|---|")
+    for name, value, note in rows:
+        print(f"| {name:<{width}} | {value} | {note} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+"""`python -m course_tools.autograde` gives the same gradebook, feedback and CSV as serial nbgrader.
+
+One synthetic class (right, wrong, corrupt notebook, kernel that exits, missing answer) is cloned
+and graded three ways: `nbgrader autograde` (serial), 2 local workers, and a 2-worker Dask
+LocalCluster on 127.0.0.1. Each copy then runs the usual `generate_feedback` and `export`.
+"""
+
+import filecmp
+import os
+import subprocess
+import sys
+
+import nbformat
+import pytest
+
+from course_tools import synthetic
+from course_tools.autograde import submission_state
+
+ANSWERS = {
+    "ana": "def square(x):\n    return x * x",
+    "ben": "def square(x):\n    return x + x",
+    "cai": "def square(x):\n    return x ** 2 if x > 0 else 0",
+    "dee": None,  # corrupt notebook: nbgrader fails this student
+    "eve": "import os\nos._exit(3)",  # kernel dies mid-notebook
+    "fay": "# YOUR CODE HERE\nraise NotImplementedError()",
+}
+
+
+def parallel(base, *args):
+    return subprocess.run([sys.executable, "-m", "course_tools.autograde", "sq", *args],
+                          cwd=base, env=synthetic._env(), capture_output=True, text=True)
+
+
+def finish(base):
+    """The steps after autograde: feedback for every student, and the CSV."""
+    synthetic.nbgrader(base, "generate_feedback", "sq")
+    synthetic.nbgrader(base, "export", "--to", os.path.join(base, "grades.csv"))
+
+
+def state(base):
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{base}/course/gradebook.db", "synthetic") as gb:
+        return {s: submission_state(gb, "sq", s) for s in ANSWERS}
+
+
+def untimed(path):
+    """A notebook without the execution timestamps nbclient records (they differ run to run)."""
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        cell.metadata.pop("execution", None)
+    return nb
+
+
+def same_tree(a, b):
+    """Same files, byte for byte, except notebooks' execution timestamps."""
+    cmp = filecmp.dircmp(a, b)
+    assert cmp.left_only == cmp.right_only == [], (a, cmp.left_only, cmp.right_only)
+    _, mismatch, errors = filecmp.cmpfiles(a, b, cmp.common_files, shallow=False)
+    assert errors == [], (a, errors)
+    for name in mismatch:
+        assert name.endswith(".ipynb"), (a, name)
+        assert untimed(os.path.join(a, name)) == untimed(os.path.join(b, name)), (a, name)
+    for sub in cmp.common_dirs:
+        same_tree(os.path.join(a, sub), os.path.join(b, sub))
+
+
+@pytest.fixture(scope="module")
+def serial(tmp_path_factory):
+    base = str(tmp_path_factory.mktemp("serial"))
+    synthetic.make_course(base, {"sq": synthetic.square_assignment()})
+    for student, answer in ANSWERS.items():
+        synthetic.submit(base, "sq", student, answer)
+    ungraded = synthetic.clone(base, str(tmp_path_factory.mktemp("ungraded") / "class"))
+    run = synthetic.nbgrader(base, "autograde", "sq", check=False)
+    assert run.returncode == 1 and "for student 'dee'" in run.stderr  # only the corrupt one
+    finish(base)
+    return base, ungraded
+
+
+def check_same_as_serial(serial_base, base):
+    ours = state(base)
+    assert ours == state(serial_base)
+    assert ours["ana"]["notebooks"]["sq"]["grades"]["test_hidden"]["auto_score"] == 1.0
+    assert ours["eve"]["notebooks"]["sq"]["grades"]["test_public"]["auto_score"] == 0.0
+    for step in ("autograded", "feedback"):
+        same_tree(os.path.join(serial_base, "course", step), os.path.join(base, "course", step))
+    with open(os.path.join(serial_base, "grades.csv")) as a, open(f"{base}/grades.csv") as b:
+        assert a.read() == b.read()
+
+
+def test_local_workers_match_serial(serial, tmp_path):
+    serial_base, ungraded = serial
+    base = synthetic.clone(ungraded, str(tmp_path / "class"))
+    run = parallel(base, "--workers", "2")
+    assert run.returncode == 1 and "dee: FAILED" in run.stdout, run.stdout + run.stderr
+    assert run.stdout.count(": graded") == len(ANSWERS) - 1
+    finish(base)
+    check_same_as_serial(serial_base, base)
+    again = parallel(base)  # graded students are skipped (as nbgrader does); the failed one is not
+    assert "sq: 1 submissions" in again.stdout and "dee: FAILED" in again.stdout
+
+
+def test_dask_local_cluster_matches_serial(serial, tmp_path):
+    from distributed import LocalCluster
+
+    serial_base, ungraded = serial
+    base = synthetic.clone(ungraded, str(tmp_path / "class"))
+    with LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1",
+                      dashboard_address=None, processes=True) as cluster:
+        run = parallel(base, "--scheduler", cluster.scheduler_address)
+    assert run.returncode == 1 and "dee: FAILED" in run.stdout, run.stdout + run.stderr
+    finish(base)
+    check_same_as_serial(serial_base, base)
+
+
+def test_refuses_before_grading_when_the_sandbox_cannot_start(serial, tmp_path):
+    _, ungraded = serial
+    base = synthetic.clone(ungraded, str(tmp_path / "class"))
+    with open(os.path.join(base, "nbgrader_config.py"), "a") as f:
+        f.write('c.Sandbox.bwrap = "/nonexistent/bwrap"\n')
+    run = parallel(base)
+    assert run.returncode != 0 and "Refusing to grade" in run.stderr
+    assert not os.path.exists(os.path.join(base, "course", "autograded"))
