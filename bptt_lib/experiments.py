@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -27,6 +28,8 @@ from .rnn import (
     softmax_cross_entropy,
     to_torch,
 )
+from .tasks import RememberFirstRNN, RememberFirstSplit, per_step_grad_norms
+from .training import TrainRecord, clip_grad_norm, train
 
 # ---------------------------------------------------------------------------------------------
 # 33.2 and 33.3 (the theory pages): the executed BPTT algorithm, and the Jacobian-product study.
@@ -177,3 +180,86 @@ def sci(x: float, digits: int = 1) -> str:
     """x in scientific notation for prose: sci(264397.4) == '2.6 × 10⁵'."""
     mantissa, exponent = f"{float(x):.{digits}e}".split("e")
     return f"{mantissa} × 10{str(int(exponent)).translate(_SUPERSCRIPT)}"
+
+
+# ---------------------------------------------------------------------------------------------
+# 33.4–33.6 (the experiment pages): the remember-first runs, clipping, truncated BPTT.
+# ---------------------------------------------------------------------------------------------
+
+N_CLASSES = 8
+CHANCE_ACC = 1 / N_CLASSES
+CHANCE_LOSS = math.log(N_CLASSES)  # the loss of a uniform guess, ln 8
+
+
+@dataclass(frozen=True)
+class RememberFirstRun:
+    """One training run of RememberFirstRNN on the remember-first task of length T.
+
+    rho: if set, W_h starts with this spectral radius instead of torch.nn.RNN's init;
+    clip: threshold θ of `clip_grad_norm` (None = no clipping); K: truncation (None = full BPTT).
+    """
+
+    T: int
+    epochs: int = 200
+    lr: float = 5e-3
+    optimizer: str = "adam"
+    batch_size: int | None = 64
+    K: int | None = None
+    clip: float | None = None
+    rho: float | None = None
+    fresh_data: bool = False
+    hidden_size: int = 32
+    seed: int = 0
+
+    def setup(self) -> tuple[RememberFirstRNN, RememberFirstSplit]:
+        """The untrained model and the data, both drawn from `seed`."""
+        torch.manual_seed(self.seed)
+        model = RememberFirstRNN(N_CLASSES, self.hidden_size)
+        if self.rho is not None:
+            W_h = matrix_with_spectral_radius(self.hidden_size, self.rho, seed=self.seed)
+            with torch.no_grad():
+                model.W_h.copy_(torch.from_numpy(W_h))
+        return model, RememberFirstSplit.make(self.T, n_classes=N_CLASSES, seed=self.seed)
+
+    def run(self) -> tuple[RememberFirstRNN, RememberFirstSplit, TrainRecord]:
+        """Train; returns (trained model, data, record). Deterministic.
+
+        Runs on one thread: these matrices are tiny, and a busy machine makes extra threads slow.
+        """
+        model, data = self.setup()
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            record = train(model, data, epochs=self.epochs, lr=self.lr, optimizer=self.optimizer,
+                           batch_size=self.batch_size, K=self.K, fresh_data=self.fresh_data,
+                           grad_transform=clip_grad_norm(self.clip) if self.clip else None,
+                           seed=self.seed)
+        finally:
+            torch.set_num_threads(threads)
+        return model, data, record
+
+
+# 33.4: the same network and recipe at growing lengths; T = 50 again with fresh data every epoch.
+REMEMBER_FIRST = {T: RememberFirstRun(T) for T in (5, 10, 20, 30, 40, 50)}
+REMEMBER_FIRST_FRESH = RememberFirstRun(50, fresh_data=True)
+REMEMBER_FIRST_RESEEDED = replace(REMEMBER_FIRST[40], seed=2)  # the same T = 40, another seed
+
+# 33.5: plain SGD with a large step, W_h started with spectral radius 1.5, T = 20.
+CLIPPING = {theta: RememberFirstRun(20, epochs=40, lr=1.0, optimizer="sgd", rho=1.5, clip=theta)
+            for theta in (None, 1.0, 0.3)}
+CLIPPING_SEEDS = (0, 1, 2, 3)
+
+# 33.6: T = 20 (which full BPTT learns), truncated after K steps; clipping at θ = 5 as a guard.
+TRUNCATION = {K: RememberFirstRun(20, epochs=100, K=K, clip=5.0) for K in (None, 20, 10, 5)}
+
+
+def initial_grad_norms(run: RememberFirstRun) -> torch.Tensor:
+    """‖∂L/∂h_t‖ for t = 1 .. T of the untrained model on the test set, (T,) (one backward)."""
+    model, data = run.setup()
+    return per_step_grad_norms(model, data.X_test, data.y_test)
+
+
+def clipping_runs(seeds=CLIPPING_SEEDS) -> dict[float | None, list[TrainRecord]]:
+    """Every `CLIPPING` configuration (threshold θ or None) trained from each seed."""
+    return {theta: [replace(run, seed=s).run()[2] for s in seeds]
+            for theta, run in CLIPPING.items()}

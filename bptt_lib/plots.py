@@ -7,7 +7,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch
 
-from .style import AMBER, BLUE, BLUE_DARK, GRAY, GREEN, RED
+from .style import AMBER, BLUE, BLUE_DARK, BURGUNDY, GRAY, GREEN, PURPLE, RED
 
 # ---------------------------------------------------------------------------------------------
 # 33.1 and 33.3 (the theory pages)
@@ -87,5 +87,119 @@ def jacobian_norms_figure(cases: dict) -> Figure:
                ylabel=r"$\|\partial h_t / \partial h_k\|_2$")
         ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=10)
     ax.set_xlabel("steps back in time $t - k$")
+    fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# 33.4–33.6 (the experiment pages)
+# ---------------------------------------------------------------------------------------------
+
+_RUN_COLORS = (BLUE, GREEN, AMBER, PURPLE, RED, BURGUNDY)
+
+
+def _chance(ax, level, label="chance"):
+    ax.axhline(level, color=GRAY, ls="--", lw=1.2, label=label)
+
+
+def _train_test_bars(ax, labels, train_acc, test_acc, chance):
+    """Grouped bars: final train (light) and test (solid) accuracy per run, labelled in %."""
+    x = np.arange(len(labels))
+    for dx, accs, kw in ((-0.2, train_acc, dict(color=GRAY, alpha=0.45, label="train")),
+                         (0.2, test_acc, dict(color=BLUE, label="test"))):
+        bars = ax.bar(x + dx, accs, width=0.4, **kw)
+        ax.bar_label(bars, [f"{a:.0%}" for a in accs], fontsize=7, padding=2)
+    _chance(ax, chance)
+    ax.set(xticks=x, xticklabels=labels, ylim=(0, 1.12), ylabel="final accuracy")
+    ax.legend(loc="upper right", fontsize=9)
+
+
+def remember_first_figure(records: dict, chance_loss: float, chance_acc: float) -> Figure:
+    """Training loss and test accuracy per epoch for each T, and final train vs test accuracy.
+
+    records: {T: TrainRecord}.
+    """
+    fig, (ax_loss, ax_acc, ax_bar) = plt.subplots(1, 3, figsize=(15, 4.3))
+    for (T, rec), color in zip(records.items(), _RUN_COLORS, strict=False):
+        ax_loss.plot(rec.loss, color=color, lw=1.5, label=f"T = {T}")
+        ax_acc.plot(rec.test_acc, color=color, lw=1.5, label=f"T = {T}")
+    _chance(ax_loss, chance_loss, r"chance, $\ln 8$")
+    _chance(ax_acc, chance_acc)
+    ax_loss.set(title="Training loss", xlabel="epoch", ylabel="cross-entropy")
+    ax_acc.set(title="Test accuracy", xlabel="epoch", ylabel="accuracy", ylim=(0, 1.05))
+    ax_loss.legend(fontsize=9, loc="center right")
+    ax_acc.legend(fontsize=9, loc="center right")
+    _train_test_bars(ax_bar, [str(T) for T in records],
+                     [rec.train_acc[-1] for rec in records.values()],
+                     [rec.test_acc[-1] for rec in records.values()], chance_acc)
+    ax_bar.set(title="Final accuracy: train vs test", xlabel="sequence length T")
+    fig.tight_layout()
+    return fig
+
+
+def per_step_norms_figure(initial: dict, before, after, T: int) -> Figure:
+    """‖∂L/∂h_t‖ against t on a log axis. Left: untrained networks, one line per length
+    (initial: {T: (T,) norms}). Right: one length T before and after training."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.3), sharey=True)
+    for (length, norms), color in zip(initial.items(), _RUN_COLORS, strict=False):
+        left.semilogy(np.arange(1, length + 1), norms, color=color, lw=1.8, label=f"T = {length}")
+    steps = np.arange(1, T + 1)
+    right.semilogy(steps, before, color=RED, lw=1.8, label="untrained")
+    right.semilogy(steps, after, color=BURGUNDY, lw=1.8, ls="--", label="after training")
+    left.set(title="Untrained networks", ylabel=r"$\|\partial L / \partial h_t\|$")
+    right.set(title=f"T = {T}, fresh data every epoch")
+    for ax in (left, right):
+        ax.set_xlabel("time step t (the target is $x_1$, at t = 1)")
+        ax.legend(fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def clipping_figure(runs: dict, chance_loss: float) -> Figure:
+    """Loss per epoch and gradient norm before clipping per step for the first seed, and the
+    final loss of every seed. runs: {θ or None: [TrainRecord per seed]}."""
+    fig, (ax_loss, ax_norm, ax_final) = plt.subplots(1, 3, figsize=(15, 4.3),
+                                                     width_ratios=[1, 1.3, 0.9])
+    colors = (RED, AMBER, GREEN)
+    labels = [("no clipping" if theta is None else rf"clip $\theta$ = {theta:g}") for theta in runs]
+    n_seeds = len(next(iter(runs.values())))
+    x = np.arange(n_seeds)
+    width = 0.8 / len(runs)
+    for i, ((theta, recs), color, label) in enumerate(zip(runs.items(), colors, labels,
+                                                          strict=True)):
+        ax_loss.plot(recs[0].loss, color=color, lw=1.6, label=label)
+        ax_norm.semilogy(recs[0].grad_norm, color=color, lw=1, alpha=0.85, label=label)
+        if theta is not None:
+            ax_norm.axhline(theta, color=color, ls=":", lw=1.2)
+        ax_final.bar(x + (i - (len(runs) - 1) / 2) * width, [r.loss[-1] / chance_loss
+                                                             for r in recs],
+                     width=width, color=color, label=label)
+    _chance(ax_loss, chance_loss, r"chance, $\ln 8$")
+    ax_final.axhline(1, color=GRAY, ls="--", lw=1.2, label="chance")
+    ax_loss.set(title="Training loss (seed 0)", xlabel="epoch", ylabel="cross-entropy")
+    ax_norm.set(title=r"Gradient norm $\|g\|$ before clipping (seed 0)", xlabel="SGD step",
+                ylabel=r"$\|g\|$ (dotted: $\theta$)")
+    ax_final.set(title="Final loss, every seed", xlabel="seed", xticks=x,
+                 ylabel=r"final loss / $\ln 8$")
+    for ax in (ax_loss, ax_norm, ax_final):
+        ax.legend(fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def truncation_figure(records: dict, T: int, chance_loss: float, chance_acc: float) -> Figure:
+    """Training loss per epoch and final train vs test accuracy for each truncation length.
+    records: {K or None: TrainRecord}; None is full BPTT."""
+    fig, (ax_loss, ax_bar) = plt.subplots(1, 2, figsize=(12, 4.3))
+    labels = ["full BPTT" if K is None else f"K = {K}" for K in records]
+    for (K, rec), label, color, ls in zip(records.items(), labels, (BLUE, GREEN, AMBER, RED),
+                                          ("-", ":", "-", "-"), strict=True):
+        ax_loss.plot(rec.loss, color=color, lw=2.2 if K is None else 1.6, ls=ls, label=label)
+    _chance(ax_loss, chance_loss, r"chance, $\ln 8$")
+    ax_loss.set(title=f"Training loss, T = {T}", xlabel="epoch", ylabel="cross-entropy")
+    ax_loss.legend(fontsize=9)
+    _train_test_bars(ax_bar, labels, [rec.train_acc[-1] for rec in records.values()],
+                     [rec.test_acc[-1] for rec in records.values()], chance_acc)
+    ax_bar.set(title="Final accuracy: train vs test", xlabel="truncation")
     fig.tight_layout()
     return fig
