@@ -266,6 +266,8 @@ def test_build_settings_fail_a_bad_page(case, tmp_path):
     text, code, reason = BROKEN.get(case, ("Fine.", "print(1)", None))
     (tmp_path / "book" / "index.md").write_text(textwrap.dedent(PAGE).format(text=text, code=code))
     (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: book/index\n")
+    (tmp_path / ".pytest_cache").mkdir()       # what a test run leaves: must not be a page
+    (tmp_path / ".pytest_cache" / "README.md").write_text("# pytest cache directory\n")
     flags = re.search(r"jupyter-book build \. (.*)\n", (ROOT / "Makefile").read_text())[1]
     run = subprocess.run([str(ROOT / ".venv" / "bin" / "jupyter-book"), "build", ".",
                           *flags.split()], cwd=tmp_path, capture_output=True, text=True)
