@@ -76,12 +76,14 @@ c.CourseDirectory.release_directory = "exercises"
 for step in ("submitted", "autograded", "feedback"):
     setattr(c.CourseDirectory, f"{step}_directory", os.path.join(COURSE, step))
 c.CourseDirectory.db_url = "sqlite:///" + os.path.join(COURSE, "gradebook.db")
-c.ZipCollectApp.downloaded_directory = os.path.join(COURSE, "downloaded")
+# zip_collect joins root + "/" + this by string: it must be relative to the root
+c.ZipCollectApp.downloaded_directory = os.path.relpath(os.path.join(COURSE, "downloaded"), HERE)
 c.CourseDirectory.ignore = [".ipynb_checkpoints", "__pycache__", "*.pyc"]
 
 # --- collecting from an LMS download: files named <student_id>--<assignment>.ipynb -------------
 c.ZipCollectApp.collector_plugin = "nbgrader.plugins.FileNameCollectorPlugin"
-c.FileNameCollectorPlugin.named_regexp = r"(?P<student_id>[^/]+?)--(?P<file_id>ex33_\w+\.ipynb)$"
+c.FileNameCollectorPlugin.named_regexp = (  # matched against the whole path
+    r"(?:.*/)?(?P<student_id>[^/]+?)--(?P<file_id>ex33_\w+\.ipynb)$")
 
 # --- autograding --------------------------------------------------------------------------------
 c.OverwriteCells.add_missing_cells = True   # a deleted grade cell is put back and run
