@@ -194,10 +194,11 @@ def truncation_figure(records: dict, T: int, chance_loss: float, chance_acc: flo
     labels = ["full BPTT" if K is None else f"K = {K}" for K in records]
     for (K, rec), label, color, ls in zip(records.items(), labels, (BLUE, GREEN, AMBER, RED),
                                           ("-", ":", "-", "-"), strict=True):
-        ax_loss.plot(rec.loss, color=color, lw=2.2 if K is None else 1.6, ls=ls, label=label)
+        ax_loss.plot(rec.loss, color=color, lw=4 if K is None else 1.8, ls=ls, label=label,
+                     alpha=0.5 if K is None else 1)
     _chance(ax_loss, chance_loss, r"chance, $\ln 8$")
     ax_loss.set(title=f"Training loss, T = {T}", xlabel="epoch", ylabel="cross-entropy")
-    ax_loss.legend(fontsize=9)
+    ax_loss.legend(fontsize=9, loc="center right")
     _train_test_bars(ax_bar, labels, [rec.train_acc[-1] for rec in records.values()],
                      [rec.test_acc[-1] for rec in records.values()], chance_acc)
     ax_bar.set(title="Final accuracy: train vs test", xlabel="truncation")
