@@ -98,9 +98,11 @@ class Sandbox(Configurable):
                 args += ["--symlink", os.readlink(top), top]
             elif os.path.isdir(top):
                 args += ["--ro-bind", top, top]
+        args += ["--dev", "/dev", "--proc", "/proc", "--perms", "1777", "--size",
+                 str(self.tmp_size), "--tmpfs", "/tmp"]
         made = {"/", "/usr", "/etc", "/tmp"}
 
-        def parents(path):
+        def parents(path):  # bwrap would create missing parents 0700: unreadable for the uid
             out = []
             for i in range(2, len(path.split("/"))):
                 parent = "/".join(path.split("/")[:i])
@@ -109,13 +111,11 @@ class Sandbox(Configurable):
                     out += ["--perms", "0755", "--dir", parent]
             return out
 
-        for d in self.readonly_dirs():
-            if not d.startswith("/usr/") and d not in made:
+        readonly = self.readonly_dirs()
+        for d in readonly:
+            if not any(d.startswith(top + "/") for top in ["/usr", *readonly]):
                 args += parents(d) + ["--ro-bind", d, d]
-                made.add(d)
         home = f"{WORKDIR}/{os.path.basename(os.path.normpath(workdir))}"
-        args += ["--dev", "/dev", "--proc", "/proc", "--perms", "1777", "--size",
-                 str(self.tmp_size), "--tmpfs", "/tmp"]
         args += parents(ipc_dir) + ["--bind", ipc_dir, ipc_dir]
         args += parents(home) + ["--bind", workdir, home, "--chdir", home]
         args += ["--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
@@ -232,6 +232,7 @@ class SandboxExecute(Execute):
             self.kernel_dead = True
             self.log.warning("Kernel died in cell %d; later cells score 0", index)
             cell.outputs.append(_error("KernelDied", "the kernel died (resource limit or exit)"))
+            cell.execution_count = None  # whether the kernel got to count it is a race
             return cell, resources
 
     def output(self, outs, msg, display_id, cell_index):
