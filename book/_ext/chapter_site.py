@@ -18,9 +18,10 @@ MathJax 3 comes from the ``django-static-mathjax`` wheel (pinned in requirements
 copied into ``_static/mathjax`` after every HTML build, so math typesets without network.
 
 Two fixes for a clean browser console: the theme gets a default colour mode (pydata-sphinx-theme
-logs an error on a first visit without one), and inline scripts registered twice (once through
-``html_js_files``, once by their extension: sphinx-thebe's ``const THEBE_JS_URL ...``, whose
-repetition is a JavaScript error, and sphinx-togglebutton's config) are written once.
+logs an error on a first visit without one), and inline scripts that reach every page twice
+(sphinx-thebe's ``const THEBE_JS_URL ...``, whose repetition is a JavaScript error, and
+sphinx-togglebutton's config: each is added once to the registry and once to the builder) are
+written once.
 """
 
 import os
