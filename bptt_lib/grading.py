@@ -408,8 +408,10 @@ def check_33_4(part: str, seed: int) -> None:
             mine = as_list(label, grads["h"], _shape(ref["grads"]["h"]))
             t = first_divergent_step(label, mine, ref["grads"]["h"])
             if t is not None:
-                hint = (" It is zero there: ∂L/∂h_t must receive W_hᵀ δ_{t+1} from step t+1 "
-                        "(the recurrence term)." if not any(_flat(mine[t - 1])) else "")
+                hint = "" if any(_flat(mine[t - 1])) else (
+                    " It is zero there: ∂L/∂h_t must receive W_hᵀ δ_{t+1} from step t+1 (the "
+                    "recurrence term)." if t < T else " It is zero there: ∂L/∂h_T = W_yᵀ "
+                    "(softmax(y_T) − onehot(target)).")
                 fail(f"∂L/∂h_t is {_from_step('t', t, T)} (relative error at t = {t}: "
                      f"{rel_error(mine[t - 1], ref['grads']['h'][t - 1]):.1e})." + hint)
             continue
@@ -467,11 +469,15 @@ def check_33_5(part: str, seed: int) -> None:
             if any(p.grad.dtype != dtype for p in params):
                 fail(f"the gradients' dtype changed from {dtype}; rescale in place")
             if not abs(norm_a - theta) <= tol * theta:
-                small = " (it was below θ: rescaling scales *up* too — that is the "\
-                        "difference from clipping)" if norm_b < theta else ""
-                fail(f"after rescaling ‖g‖ = {norm_a:.10g}, expected exactly θ = {theta}"
-                     f"{small}. Did the transform see every parameter? model.parameters() "
-                     "is a generator: you can iterate over it only once.")
+                why = ""
+                if abs(norm_a - norm_b) <= tol * norm_b:
+                    why = (" The gradients were not changed: a norm below θ must be scaled "
+                           "*up* too — that is the difference from clipping." if norm_b < theta
+                           else " The gradients were not changed.") + (
+                           " If you iterate over `parameters` twice: model.parameters() is a "
+                           "generator, the second pass sees nothing.")
+                fail(f"after rescaling ‖g‖ = {norm_a:.10g} (before: {norm_b:.4g}), expected "
+                     f"exactly θ = {theta}.{why}")
             c = theta / norm_b
             err = rel_error(flat_a, [c * v for v in flat_b])
             if err > 10 * tol:
