@@ -32,6 +32,7 @@ from traitlets.config.loader import PyFileConfigLoader
 from course_tools.sandbox import Sandbox, SandboxUnavailable
 
 _one_at_a_time = threading.Lock()
+STEPS = ("source", "release", "submitted", "autograded", "feedback")
 COLUMNS = {  # gradebook state that autograde writes, per object
     "submission": ("timestamp", "extension"),
     "notebook": ("flagged", "late_submission_penalty"),
@@ -40,13 +41,14 @@ COLUMNS = {  # gradebook state that autograde writes, per object
 }
 
 
-def read_tree(root, rel):
-    """{path relative to root: (bytes, mode)} of every file under root/rel."""
+def read_tree(root, prefix=""):
+    """{prefix/path relative to root: (bytes, mode)} of every file under root."""
     out = {}
-    for path in glob.glob(os.path.join(root, rel, "**"), recursive=True):
+    for path in glob.glob(os.path.join(root, "**"), recursive=True):
         if os.path.isfile(path):
             with open(path, "rb") as f:
-                out[os.path.relpath(path, root)] = (f.read(), os.stat(path).st_mode & 0o7777)
+                out[os.path.join(prefix, os.path.relpath(path, root))] = (
+                    f.read(), os.stat(path).st_mode & 0o7777)
     return out
 
 
@@ -105,6 +107,8 @@ def grade_student(common, student, files):
         write_tree(course, {**common["files"], **files})
         config = PyFileConfigLoader("nbgrader_config.py", path=tmp).load_config()
         config.CourseDirectory.root = course
+        for step in STEPS:  # the course's own (maybe absolute) directories are not used here
+            setattr(config.CourseDirectory, f"{step}_directory", step)
         config.CourseDirectory.db_url = f"sqlite:///{os.path.join(course, 'gradebook.db')}"
         config.CourseDirectory.course_id = common["course_id"]
         coursedir = CourseDirectory(config=config, assignment_id=assignment, student_id=student)
@@ -115,7 +119,7 @@ def grade_student(common, student, files):
             state = submission_state(gb, assignment, student)
         return {"student": student, "ok": run["success"],
                 "log": run.get("log", "") + run.get("error", ""), "state": state,
-                "files": read_tree(course, common["autograded"].format(student))}
+                "files": read_tree(os.path.join(course, "autograded", student, assignment))}
 
 
 def snapshot(db_path):
@@ -150,34 +154,30 @@ def autograde(assignment, *, workers=None, scheduler=None, force=False, config_d
     coursedir, config, config_text = load_course(os.path.abspath(config_dir))
     if Sandbox(config=config).enabled:
         Sandbox(config=config).check()  # refuse before grading anyone
-    root = coursedir.root
-    rel = lambda path: os.path.relpath(path, root)  # noqa: E731
-    autograded = rel(coursedir.format_path(coursedir.autograded_directory, "{}", assignment))
+    path = lambda step, student: coursedir.format_path(  # noqa: E731
+        getattr(coursedir, f"{step}_directory"), student, assignment)
     students = sorted(
-        os.path.basename(os.path.dirname(p))
-        for p in glob.glob(coursedir.format_path(coursedir.submitted_directory, "*", assignment))
-        if force or not os.path.isdir(os.path.join(root, autograded.format(
-            os.path.basename(os.path.dirname(p))))))
-    db_path = coursedir.db_url.removeprefix("sqlite:///")
-    source = rel(coursedir.format_path(coursedir.source_directory, ".", assignment))
+        os.path.basename(os.path.dirname(p)) for p in glob.glob(path("submitted", "*"))
+        if force or not os.path.isdir(path("autograded", os.path.basename(os.path.dirname(p)))))
+    source = read_tree(path("source", "."), os.path.join("source", assignment))
     common = {
         "assignment": assignment, "course_id": coursedir.course_id, "config": config_text,
-        "autograded": autograded, "gradebook": snapshot(db_path),
-        "files": {k: v for k, v in read_tree(root, source).items() if not k.endswith(".ipynb")},
+        "gradebook": snapshot(coursedir.db_url.removeprefix("sqlite:///")),
+        "files": {k: v for k, v in source.items() if not k.endswith(".ipynb")},
     }
-    jobs = {s: read_tree(root, rel(coursedir.format_path(coursedir.submitted_directory, s,
-                                                          assignment))) for s in students}
+    jobs = {s: read_tree(path("submitted", s), os.path.join("submitted", s, assignment))
+            for s in students}
     log(f"autograding {assignment}: {len(students)} submissions, "
         + (f"Dask scheduler {scheduler}" if scheduler else f"{workers or os.cpu_count()} workers"))
     done = {}
     with Gradebook(coursedir.db_url, coursedir.course_id) as gb:
         for result in _in_order(_run(common, jobs, workers, scheduler), students):
             s = result["student"]
-            dest = os.path.join(root, autograded.format(s))
+            dest = path("autograded", s)
             if os.path.isdir(dest):
                 shutil.rmtree(dest)
             os.makedirs(os.path.dirname(dest), exist_ok=True)  # nbgrader leaves it, even on failure
-            write_tree(root, result["files"])
+            write_tree(dest, result["files"])
             if result["state"] is not None:
                 apply_state(gb, assignment, s, result["state"])
             done[s] = result["ok"]
