@@ -63,7 +63,9 @@ HOGS = {
                     "            time.sleep(60)\n    print('fork stopped:', type(e).__name__)\n"
                     "print('uid', os.getuid())\n"
                     + HONEST,
-    "hog_output": "while True:\n    print('x' * 10**6)\n" + HONEST,
+    # endless (100 MB/s at most, so the kernel's own buffer does not hit its memory limit first)
+    "hog_output": "import time\nwhile True:\n    print('x' * 10**5)\n    time.sleep(0.001)\n"
+                  + HONEST,
     "hog_cpu": "while True:\n    pass\n" + HONEST,
 }
 
