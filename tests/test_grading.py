@@ -53,13 +53,13 @@ def replace(text: str, old: str, new: str) -> str:
     return text.replace(old, new)
 
 
-def code(assignment, *edits, prefix=""):
+def code(assignment, *edits, prefix="", suffix=""):
     """An edit of the notebook: the solution with textual edits (old, new) in its code cell."""
     def apply(nb):
         src = solution_code(assignment)
         for old, new in edits:
             src = replace(src, old, new)
-        cell(nb, "implementation").source = prefix + src
+        cell(nb, "implementation").source = prefix + src + suffix
     return apply
 
 
@@ -141,7 +141,7 @@ CASES = [
     Case(A1, "no_tanh_derivative", code(A1, (" * (1 - hs[k] ** 2)", "")),
          {**ZERO[A1]}, {"test_deltas": "multiply by the tanh derivative",
                         "test_grad_W_x": "derivative (1 − h_k²) is missing"}),
-    Case(A1, "huge_output", code(A1, prefix="print(('spam ' * 40 + '\\n') * 100_000)\n"),
+    Case(A1, "huge_output", code(A1, suffix="\nprint(('spam ' * 40 + '\\n') * 100_000)\n"),
          FULL[A1]),
     Case(A1, "deleted_cell", _delete_cell("test_contributions", A1), FULL[A1]),
     # ---- 33.2
