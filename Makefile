@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: book book-instructor site test lint lock sysdeps clean
+.PHONY: book book-instructor site exercises test lint lock sysdeps clean
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ site: $(STAMP)
 	  $(BIN)/jupyter-book build . --all -W -n --keep-going --path-output $(SITE_OUT)
 	BPTT_EDITION=instructor BPTT_NB_CACHE=$(SITE_CACHE) \
 	  $(BIN)/jupyter-book build . --all -W -n --keep-going --path-output $(SITE_OUT)/_build/instructor
+
+## Regenerate the student release exercises/ from solutions/ (commit both).
+exercises: $(STAMP)
+	for a in $$(ls solutions); do PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/nbgrader generate_assignment $$a --force || exit 1; done
 
 ## Lint, then run the whole test suite (library, book claims, grading pipeline, built site).
 test: $(STAMP) sysdeps
