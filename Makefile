@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: book book-instructor site exercises test lint lock sysdeps clean
+.PHONY: book book-instructor site exercises test bench lint lock sysdeps clean
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,16 +24,14 @@ book-instructor: $(STAMP)
 	rm -rf _build/instructor
 	BPTT_EDITION=instructor $(BIN)/jupyter-book build . --all -W -n --keep-going --path-output _build/instructor
 
-## Both editions from ONE fresh execution of every page (a jupyter-cache emptied first and
-## shared by the two builds) into $(SITE_OUT)/_build/{html,instructor/_build/html}: what the
-## site tests (tests/conftest.py) build when the site is missing or stale.
+## Both editions into $(SITE_OUT)/_build/{html,instructor/_build/html}, each executing every page
+## afresh, so that the two builds also show the numbers are reproducible (tests/test_site.py):
+## what the site tests (tests/conftest.py) build when the site is missing or stale.
 SITE_OUT ?= .
-SITE_CACHE = $(SITE_OUT)/_build/.jupyter_cache
 site: $(STAMP)
-	rm -rf $(SITE_OUT)/_build/html $(SITE_OUT)/_build/instructor $(SITE_CACHE)
-	BPTT_NB_CACHE=$(SITE_CACHE) \
-	  $(BIN)/jupyter-book build . --all -W -n --keep-going --path-output $(SITE_OUT)
-	BPTT_EDITION=instructor BPTT_NB_CACHE=$(SITE_CACHE) \
+	rm -rf $(SITE_OUT)/_build/html $(SITE_OUT)/_build/instructor
+	$(BIN)/jupyter-book build . --all -W -n --keep-going --path-output $(SITE_OUT)
+	BPTT_EDITION=instructor \
 	  $(BIN)/jupyter-book build . --all -W -n --keep-going --path-output $(SITE_OUT)/_build/instructor
 
 ## Regenerate the student release exercises/ from solutions/ (commit both).
@@ -44,6 +42,11 @@ exercises: $(STAMP)
 test: $(STAMP) sysdeps
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+## Benchmarks (grading per notebook, class throughput, book build, experiment): prints a table.
+## Needs root and bubblewrap like the tests; about 25 minutes on 2 cores.
+bench: $(STAMP) sysdeps
+	$(BIN)/python benchmarks/grading.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

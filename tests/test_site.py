@@ -103,6 +103,21 @@ def test_no_unresolved_glue_or_roles(site):
         assert not re.search(r"glue.{0,40}(not found|error)", text, re.I), name
 
 
+def test_two_builds_give_the_same_numbers_and_figures(site):
+    """The two editions are two separate executions of every page (`make site`): every glued
+    number and every figure (image files are named by content hash) must come out identical."""
+    glued = 0
+    for name in toc_pages():
+        numbers = [[s.get_text() for s in page(root, name).select("span.pasted-text")]
+                   for root in (site.student, site.instructor)]
+        assert numbers[0] == numbers[1], f"{name}: glued values differ between two builds"
+        images = [sorted(img["src"] for img in page(root, name).find_all("img"))
+                  for root in (site.student, site.instructor)]
+        assert images[0] == images[1], f"{name}: figures differ between two builds"
+        glued += len(numbers[0])
+    assert glued > 50, f"only {glued} glued values found: is glue still rendered as pasted-text?"
+
+
 def test_every_image_exists(site):
     for name in toc_pages():
         for img in page(site.student, name).find_all("img"):

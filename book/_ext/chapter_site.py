@@ -10,10 +10,6 @@ Both editions ship no page sources (``html_copy_source``) and no download button
 MyST source of the exercises page, which holds the solutions, is never copied into the site.
 The edition name is also added as a Sphinx tag (usable with ``{only}``).
 
-Optional ``BPTT_NB_CACHE=<dir>`` executes notebooks through jupyter-cache in ``<dir>`` instead
-of forcing execution; the caller owns the cache and must clear it whenever code outside the
-notebooks (``bptt_lib``) changes.
-
 MathJax 3 comes from the ``django-static-mathjax`` wheel (pinned in requirements.lock) and is
 copied into ``_static/mathjax`` after every HTML build, so math typesets without network.
 
@@ -50,10 +46,6 @@ def configure(app, config):
     config.html_theme_options = {**config.html_theme_options, "use_download_button": False}
     config.html_context = {**config.html_context, "default_mode": "light"}
     config.mathjax_path = f"mathjax/{MATHJAX_ENTRY}"
-    cache = os.environ.get("BPTT_NB_CACHE")
-    if cache:
-        config.nb_execution_mode = "cache"
-        config.nb_execution_cache_path = str(Path(cache).resolve())
 
 
 def drop_repeated_scripts(app, pagename, templatename, context, doctree):
