@@ -24,6 +24,8 @@ from nbgrader.preprocessors import (
     SaveAutoGrades,
 )
 
+from course_tools.references import ReferenceCache
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 COURSE = os.path.abspath(os.environ.get("BPTT_COURSE_DIR", os.path.join(HERE, "course")))
 os.makedirs(COURSE, exist_ok=True)  # the gradebook's directory must exist
@@ -92,10 +94,12 @@ c.Execute.interrupt_on_timeout = True
 c.Autograde.sanitize_preprocessors = [
     ClearOutput, DropDuplicateIds, OverwriteKernelspec, OverwriteCells, CheckCellMetadata]
 c.Autograde.autograde_preprocessors = [
-    SurvivingExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades,
-    AssignLatePenalties, CheckCellMetadata]
+    ReferenceCache, SurvivingExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput,
+    SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
 # Harmless warnings on stderr must not zero a correct answer (nbgrader scores any stderr as 0).
 c.IgnorePattern.enabled = True
+# The hidden tests' autograd references: computed once per batch, not once per student.
+c.ReferenceCache.directory = os.path.join(COURSE, "references")
 c.IgnorePattern.pattern = r"Warning|warn\("
 c.LimitOutput.max_lines = 200
 c.LimitOutput.max_traceback = 40

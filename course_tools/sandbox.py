@@ -64,6 +64,10 @@ class Sandbox(Configurable):
         Unicode(), ["bptt_lib"], help="Importable packages whose source dirs are bound read-only."
     ).tag(config=True)
     readonly_paths = List(Unicode(), help="Further host paths bound read-only.").tag(config=True)
+    readonly_env = List(
+        Unicode(), ["BPTT_REFERENCES"],
+        help="Environment variables naming a host directory: bound read-only, passed in.",
+    ).tag(config=True)
     env_keep = List(
         Unicode(),
         ["LANG", "LC_ALL", "TZ", "NBGRADER_EXECUTION", "PYTHONHASHSEED", "OMP_NUM_THREADS",
@@ -79,8 +83,9 @@ class Sandbox(Configurable):
         """A uid of its own for the kernel using `ipc_dir` (its inode: unique while it exists)."""
         return self.uid_base + os.stat(ipc_dir).st_ino % 10**6
 
-    def readonly_dirs(self):
-        """Host directories the kernel may read: Python, the venv, `packages`, `readonly_paths`."""
+    def readonly_dirs(self, env):
+        """Host directories the kernel may read: Python, the venv, `packages`, `readonly_paths`
+        and the directories named by the `readonly_env` variables of `env`."""
         dirs = {sys.base_prefix, sys.prefix, sysconfig.get_paths()["purelib"]}
         for name in self.packages:
             spec = importlib.util.find_spec(name)
@@ -88,6 +93,7 @@ class Sandbox(Configurable):
                 raise SandboxUnavailable(f"Sandbox.packages: cannot import {name!r}")
             dirs.update(spec.submodule_search_locations or [os.path.dirname(spec.origin)])
         dirs.update(self.readonly_paths)
+        dirs.update(env[k] for k in self.readonly_env if os.path.isdir(env.get(k, "")))
         return sorted(os.path.realpath(d) for d in dirs)
 
     def command(self, cmd, workdir, ipc_dir, env, uid):
@@ -111,7 +117,7 @@ class Sandbox(Configurable):
                     out += ["--perms", "0755", "--dir", parent]
             return out
 
-        readonly = self.readonly_dirs()
+        readonly = self.readonly_dirs(env)
         for d in readonly:
             if not any(d.startswith(top + "/") for top in ["/usr", *readonly]):
                 args += parents(d) + ["--ro-bind", d, d]
@@ -121,6 +127,7 @@ class Sandbox(Configurable):
         args += ["--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
                  "--unshare-cgroup-try", "--die-with-parent", "--new-session", "--clearenv"]
         sandbox_env = {k: env[k] for k in self.env_keep if k in env}
+        sandbox_env.update((k, env[k]) for k in self.readonly_env if os.path.isdir(env.get(k, "")))
         sandbox_env.update(PATH=f"{os.path.dirname(sys.executable)}:/usr/bin:/bin", HOME="/tmp",
                            IPYTHONDIR="/tmp/.ipython", MPLCONFIGDIR="/tmp/.matplotlib")
         for k, v in sorted(sandbox_env.items()):
