@@ -58,6 +58,40 @@ class TrainRecord:
         return self.test_acc[-1] if self.test_acc else math.nan
 
 
+def sgd(params: list[torch.nn.Parameter], lr: float) -> Callable[[], None]:
+    """An SGD step θ ← θ − lr·g (torch.optim.SGD without momentum, the same arithmetic)."""
+    @torch.no_grad()
+    def step():
+        for p in params:
+            if p.grad is not None:
+                p.add_(p.grad, alpha=-lr)
+    return step
+
+
+def adam(params: list[torch.nn.Parameter], lr: float, betas=(0.9, 0.999),
+         eps: float = 1e-8) -> Callable[[], None]:
+    """An Adam step (Kingma & Ba 2015); bit for bit torch.optim.Adam with these settings.
+
+    Written out because torch.optim imports torch._dynamo (~1 s) on its first step.
+    """
+    b1, b2 = betas
+    state = {}  # parameter -> (step count t, first moment m, second moment v)
+
+    @torch.no_grad()
+    def step():
+        for p in params:
+            if p.grad is None:
+                continue
+            t, m, v = state.get(p) or (0, torch.zeros_like(p), torch.zeros_like(p))
+            t += 1
+            m.lerp_(p.grad, 1 - b1)                               # m ← β₁m + (1 − β₁)g
+            v.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)     # v ← β₂v + (1 − β₂)g²
+            denom = (v.sqrt() / (1 - b2**t) ** 0.5).add_(eps)     # √v̂ + ε
+            p.addcdiv_(m, denom, value=-lr / (1 - b1**t))         # θ ← θ − lr·m̂/(√v̂ + ε)
+            state[p] = t, m, v
+    return step
+
+
 def accuracy(model: RememberFirstRNN, X: torch.Tensor, y: torch.Tensor) -> float:
     """Fraction of sequences whose first character the model predicts. X: (B, T, C), y: (B,)."""
     with torch.no_grad():
@@ -77,8 +111,8 @@ def train(model: RememberFirstRNN, data: RememberFirstSplit, *, epochs: int,
         raise ValueError(f"optimizer must be 'adam' or 'sgd', got {optimizer!r}")
     if K is not None and K < 1:
         raise ValueError(f"truncation length K must be >= 1, got {K}")
-    opt_cls = torch.optim.Adam if optimizer == "adam" else torch.optim.SGD
-    opt = opt_cls(model.parameters(), lr=lr)
+    params = list(model.parameters())
+    update = (adam if optimizer == "adam" else sgd)(params, lr)
     shuffle = torch.Generator().manual_seed(seed)
     rec = TrainRecord()
     for epoch in range(epochs):
@@ -90,12 +124,13 @@ def train(model: RememberFirstRNN, data: RememberFirstSplit, *, epochs: int,
         for start in range(0, n, step):
             idx = order[start:start + step]
             loss = F.cross_entropy(model(X[idx], K), y[idx])
-            opt.zero_grad()
+            for p in params:
+                p.grad = None
             loss.backward()
             norm = grad_transform(model.parameters()) if grad_transform else grad_norm(
                 model.parameters())
             rec.grad_norm.append(float(norm))
-            opt.step()
+            update()
             total += loss.item() * len(idx)
         epoch_loss = total / n
         if not math.isfinite(epoch_loss) or not all(
