@@ -7,49 +7,38 @@ Modules, by the chapter's concepts:
   training   — full / truncated BPTT training loops, clipping, gradient transforms
   checks     — relative errors and explained comparisons against autograd
   style      — the chapter's palette and matplotlib style
+  grading    — the checks behind the graded exercises 33.1–33.5
+Only rnn and jacobians are needed for NumPy work; torch is imported when a torch part is used.
 """
 
-from .checks import (
-    GRAD_TOL,
-    assert_grads_match,
-    autograd_last_step,
-    check_gradient,
-    compare_grads,
-    explain,
-    first_divergent_step,
-    rel_error,
-)
-from .jacobians import (
-    driven_trajectory,
-    jacobian_product,
-    jacobian_product_norms,
-    magnitude_bound,
-    matrix_with_sigma_max,
-    matrix_with_spectral_radius,
-    spectral_norm,
-    spectral_radius,
-    temporal_jacobian,
-)
-from .rnn import (
-    PARAM_NAMES,
-    bptt,
-    init_params,
-    last_step_loss_grads,
-    rnn_forward,
-    rnn_outputs,
-    softmax_cross_entropy,
-    to_torch,
-)
-from .tasks import RememberFirstRNN, RememberFirstSplit, per_step_grad_norms, remember_first
-from .training import TrainRecord, accuracy, clip_grad_norm, grad_norm, train
+import importlib
 
-__all__ = [
-    "GRAD_TOL", "PARAM_NAMES", "RememberFirstRNN", "RememberFirstSplit", "TrainRecord",
-    "accuracy", "assert_grads_match", "autograd_last_step", "bptt", "check_gradient",
-    "clip_grad_norm", "compare_grads", "driven_trajectory", "explain", "first_divergent_step",
-    "grad_norm", "init_params", "jacobian_product", "jacobian_product_norms",
-    "last_step_loss_grads", "magnitude_bound", "matrix_with_sigma_max",
-    "matrix_with_spectral_radius", "per_step_grad_norms", "rel_error", "remember_first",
-    "rnn_forward", "rnn_outputs", "softmax_cross_entropy", "spectral_norm", "spectral_radius",
-    "temporal_jacobian", "to_torch", "train",
-]
+_MODULE_OF = {  # public name -> the module defining it; loaded on first use (PEP 562), so that
+    # a NumPy-only notebook (rnn, jacobians) never pays for importing torch
+    **dict.fromkeys(("GRAD_TOL", "assert_grads_match", "autograd_last_step", "check_gradient",
+                     "compare_grads", "explain", "first_divergent_step", "rel_error"), "checks"),
+    **dict.fromkeys(("driven_trajectory", "jacobian_product", "jacobian_product_norms",
+                     "magnitude_bound", "matrix_with_sigma_max", "matrix_with_spectral_radius",
+                     "spectral_norm", "spectral_radius", "temporal_jacobian"), "jacobians"),
+    **dict.fromkeys(("PARAM_NAMES", "bptt", "init_params", "last_step_loss_grads", "rnn_forward",
+                     "rnn_outputs", "softmax_cross_entropy", "to_torch"), "rnn"),
+    **dict.fromkeys(("RememberFirstRNN", "RememberFirstSplit", "per_step_grad_norms",
+                     "remember_first"), "tasks"),
+    **dict.fromkeys(("TrainRecord", "accuracy", "clip_grad_norm", "grad_norm", "train"),
+                    "training"),
+}
+
+
+def __getattr__(name):
+    if name not in _MODULE_OF:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_MODULE_OF[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted({*globals(), *_MODULE_OF})
+
+
+__all__ = sorted(_MODULE_OF)

@@ -1,12 +1,12 @@
 """Checks behind the graded exercises 33.1–33.5 (the nbgrader notebooks in `solutions/`).
 
 Every check compares the student's answer with a reference computed by autograd in a *fresh*
-Python process (`python -I -m bptt_lib.grading <exercise> <seed>...`: by the grader before the
-notebook runs, see course_tools/references.py, or else by the check itself), so nothing a student
-monkeypatches in the notebook (np.allclose, torch.allclose, torch.autograd, …) reaches the
-reference; the comparison itself is pure-Python arithmetic on `.tolist()` copies. A failed
-check raises `GradingFailure` whose message says what is wrong and hints at why, and whose
-traceback shows only that message (so feedback never prints the hidden test's source).
+Python process (`bptt_lib.grading_references`: run by the grader before the notebook, see
+course_tools/references.py, or else by the check itself), so nothing a student monkeypatches in
+the notebook (np.allclose, torch.allclose, torch.autograd, …) reaches the reference; the
+comparison itself is pure-Python arithmetic on `.tolist()` copies. A failed check raises
+`GradingFailure` whose message says what is wrong and hints at why, and whose traceback shows
+only that message (so feedback never prints the hidden test's source).
 
 Tolerance: relative error max|a − b| / (max|a| + max|b|) ≤ TOL = 1e-7, in float64.
 """
@@ -15,26 +15,33 @@ from __future__ import annotations
 
 import builtins
 import dis
+import importlib.abc
 import json
 import math
 import os
 import subprocess
 import sys
 import types
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import numpy as np
-import torch
 
 TOL = 1e-7
 
 # Bound at import (the notebook's first cell), before any student code runs.
 _isfinite, _run, _loads, _executable = math.isfinite, subprocess.run, json.loads, sys.executable
 _REFERENCES = os.environ.get("BPTT_REFERENCES", "")  # set by the grader: course_tools.references
-_nd_tolist, _t_tolist, _t_detach = np.ndarray.tolist, torch._C.TensorBase.tolist, \
-    torch._C.TensorBase.detach
-_ndarray, _Tensor, _float64 = np.ndarray, torch.Tensor, np.dtype("float64")
-torch.set_num_threads(1)  # graded runs: the same arithmetic as the reference, fast on a busy box
+_nd_tolist, _ndarray, _float64 = np.ndarray.tolist, np.ndarray, np.dtype("float64")
+# torch only if the notebook imported it first (33.3, 33.5); the NumPy exercises never load it
+# (~1 s per kernel), and there a tensor answer is simply not a NumPy array.
+torch = sys.modules.get("torch")
+if torch is not None:
+    _t_tolist, _t_detach = torch._C.TensorBase.tolist, torch._C.TensorBase.detach
+    _Tensor = torch.Tensor
+    torch.set_num_threads(1)  # graded runs: the reference's arithmetic, fast on a busy box
+else:
+    _Tensor = type("NoTensor", (), {})  # nothing is an instance
+    _t_tolist = _t_detach = None
 
 
 class GradingFailure(AssertionError):
@@ -148,7 +155,8 @@ def reference(exercise: str, seed: int) -> dict:
             with open(path) as f:
                 _CACHE[exercise, seed] = _loads(f.read())
             return _CACHE[exercise, seed]
-        out = _run([_executable, "-I", "-m", "bptt_lib.grading", exercise, str(seed)],
+        out = _run([_executable, "-I", "-m", "bptt_lib.grading_references", exercise,
+                    str(seed)],
                    capture_output=True, text=True, timeout=300, check=False)
         if out.returncode:
             raise RuntimeError(f"reference computation failed:\n{out.stderr[-2000:]}")
@@ -201,15 +209,24 @@ _NAME_OPS = {"LOAD_GLOBAL", "LOAD_NAME", "LOAD_ATTR", "LOAD_METHOD", "IMPORT_NAM
 
 
 def _forbidden_objects() -> list:
-    import torch.autograd.functional as taf
-    import torch.func as tf
+    """The autograd and library-BPTT functions that exist in this process (torch's only if
+    torch is imported: otherwise `no_autograd` stops it from being imported at all)."""
+    from . import rnn
 
-    from . import checks, rnn, tasks
-    return [torch.autograd.grad, torch.autograd.backward, torch.Tensor.backward,
-            *(getattr(taf, n) for n in ("jacobian", "vjp", "jvp", "hessian", "vhp", "hvp")),
-            *(getattr(tf, n) for n in ("grad", "vjp", "jvp", "jacrev", "jacfwd")),
-            rnn.bptt, rnn.last_step_loss_grads, checks.autograd_last_step,
-            tasks.per_step_grad_norms]
+    found = [rnn.bptt, rnn.last_step_loss_grads]
+    for module, name in (("bptt_lib.checks", "autograd_last_step"),
+                         ("bptt_lib.tasks", "per_step_grad_norms")):
+        if module in sys.modules:
+            found.append(getattr(sys.modules[module], name))
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        import torch.autograd.functional as taf
+        import torch.func as tf
+
+        found += [torch.autograd.grad, torch.autograd.backward, torch.Tensor.backward,
+                  *(getattr(taf, n) for n in ("jacobian", "vjp", "jvp", "hessian", "vhp", "hvp")),
+                  *(getattr(tf, n) for n in ("grad", "vjp", "jvp", "jacrev", "jacfwd"))]
+    return found
 
 
 def autograd_references(fn) -> list[str]:
@@ -254,6 +271,11 @@ def no_autograd():
     def pack(_):
         trip("autograd (a graph was recorded for backward)")
 
+    class NoTorchImport(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name.partition(".")[0] == "torch":
+                trip("importing torch")
+
     builtins._bptt_grading_tripwire = trip
     swapped = []
     for f in _forbidden_objects():
@@ -261,10 +283,15 @@ def no_autograd():
         if isinstance(f, types.FunctionType) and not f.__code__.co_freevars:
             swapped.append((f, f.__code__))
             f.__code__ = _tripwire.__code__
+    torch = sys.modules.get("torch")
+    no_import = NoTorchImport()
+    sys.meta_path.insert(0, no_import)  # only matters while torch is not imported
     try:
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda x: x):
+        with (torch.autograd.graph.saved_tensors_hooks(pack, lambda x: x) if torch
+              else nullcontext()):
             yield used
     finally:
+        sys.meta_path.remove(no_import)
         for f, code in swapped:
             f.__code__ = code
         del builtins._bptt_grading_tripwire
@@ -431,7 +458,10 @@ def check_33_4(part: str, seed: int) -> None:
 
 # ---------------------------------------------------------------- 33.5: norm rescaling
 
-def _grads(n_params=3, seed=0, dtype=torch.float64, scale=1.0):
+def _grads(n_params=3, seed=0, dtype=None, scale=1.0):
+    import torch
+
+    dtype = torch.float64 if dtype is None else dtype
     g = torch.Generator().manual_seed(seed)
     ps = []
     for i in range(n_params):
@@ -447,6 +477,10 @@ def _norm(values: list[float]) -> float:
 
 def check_33_5(part: str, seed: int) -> None:
     """part: 'returns' | 'rescales' | 'edge' | 'compare'."""
+    if _t_tolist is None:
+        fail("import torch before bptt_lib.grading: run the notebook's set-up cell first")
+    import torch
+
     rescale_grad_norm = student("rescale_grad_norm")
     def apply(theta, params, as_generator=True):
         transform = _call(rescale_grad_norm, theta)
@@ -536,140 +570,7 @@ def check_33_5(part: str, seed: int) -> None:
                  "passed as grad_transform?")
 
 
-# ---------------------------------------------------------------- experiment protocols
+# ---------------------------------------------------------------- the protocols of 33.3 and 33.5
 
 CONFIG_33_3 = {"T": 20, "EPOCHS": 5, "N": 256}
 CONFIG_33_5 = {"T": 20, "EPOCHS": 8, "N": 256, "THETA": 1.0, "LR": 0.5}
-
-
-def _protocol_33_3(hidden_size: int, seed: int):
-    """The 33.3 run the notebook specifies: ‖∂L/∂h_t‖ at initialisation, then training."""
-    from .tasks import RememberFirstRNN, RememberFirstSplit, per_step_grad_norms
-    from .training import train
-
-    c = CONFIG_33_3
-    torch.manual_seed(seed)
-    model = RememberFirstRNN(8, hidden_size)
-    data = RememberFirstSplit.make(c["T"], n_train=c["N"], n_test=c["N"], seed=seed)
-    g = per_step_grad_norms(model, data.X_test, data.y_test).numpy()
-    return train(model, data, epochs=c["EPOCHS"], seed=seed), g
-
-
-def _protocol_33_5(transform, seed: int):
-    """The 33.5 run the notebook specifies, for one gradient transform."""
-    from .tasks import RememberFirstRNN, RememberFirstSplit
-    from .training import train
-
-    c = CONFIG_33_5
-    torch.manual_seed(seed)
-    model = RememberFirstRNN(8, 32)
-    data = RememberFirstSplit.make(c["T"], n_train=c["N"], n_test=c["N"], seed=seed)
-    return train(model, data, epochs=c["EPOCHS"], lr=c["LR"], optimizer="sgd",
-                 grad_transform=transform, seed=seed)
-
-
-# ---------------------------------------------------------------- the references (subprocess)
-
-def _ref_33_1(seed: int) -> dict:
-    from .rnn import init_params
-
-    rng = np.random.default_rng(seed)
-    n_in, n_h, n_out, T = (int(v) for v in rng.integers([2, 3, 2, 4], [6, 8, 6, 10]))
-    params = init_params(n_in, n_h, n_out, seed=seed, scale=1.5)
-    xs, target = rng.standard_normal((T, n_in)), int(rng.integers(n_out))
-    p = {k: torch.tensor(v, requires_grad=True) for k, v in params.items()}
-    hs, zs = [torch.zeros(n_h, dtype=torch.float64)], []
-    for t in range(T):
-        zs.append(p["W_h"] @ hs[-1] + p["W_x"] @ torch.tensor(xs[t]) + p["b_h"])
-        hs.append(torch.tanh(zs[-1]))
-    loss = torch.nn.functional.cross_entropy(p["W_y"] @ hs[-1] + p["b_y"], torch.tensor(target))
-    g = torch.autograd.grad(loss, [*zs, *hs[1:], p["W_x"]])
-    deltas, dh = torch.stack(g[:T]).numpy(), torch.stack(g[T:2 * T]).numpy()
-    H = torch.stack(hs).detach().numpy()
-    norms = [np.linalg.norm(deltas, axis=1) * np.linalg.norm(xs, axis=1),
-             np.linalg.norm(deltas, axis=1) * np.linalg.norm(H[:-1], axis=1)]
-    return {"params": {k: v.tolist() for k, v in params.items()}, "xs": xs.tolist(),
-            "target": target, "deltas": deltas.tolist(), "dh": dh.tolist(),
-            "grad_W_x": g[-1].numpy().tolist(), "last_term": np.outer(deltas[-1], xs[-1]).tolist(),
-            "grad_W_x_dh": (dh.T @ xs).tolist(), "norms": np.array(norms).tolist()}
-
-
-def _ref_33_2(seed: int) -> dict:
-    from .jacobians import matrix_with_spectral_radius, spectral_norm, spectral_radius
-
-    rng = np.random.default_rng(seed)
-    n = int(rng.integers(3, 7))
-    W_h = matrix_with_spectral_radius(n, 0.95, seed=seed)
-    k, t = 1, int(rng.integers(4, 9))
-    W_x, xs = rng.standard_normal((n, 2)), torch.tensor(rng.standard_normal((t, 2)))
-
-    def h_t_from_h_k(h):  # the linear RNN h_j = W_h h_{j-1} + W_x x_j for j = k+1 .. t
-        for j in range(k, t):
-            h = torch.tensor(W_h) @ h + torch.tensor(W_x) @ xs[j]
-        return h
-
-    jac = torch.autograd.functional.jacobian(h_t_from_h_k, torch.zeros(n, dtype=torch.float64))
-    lam, V = np.linalg.eig(W_h)
-    power_VT = (V * lam**6) @ V.T
-    cases = [np.array([[0.5, 3.0], [0.0, 0.5]]),                     # σ_max > 1 but ρ < 1
-             1.2 * np.array([[0.0, -1.0], [1.0, 0.0]]),              # λ = ±1.2i, real parts 0
-             np.diag([0.9, -1.3, 0.2]),                              # negative λ explodes
-             matrix_with_spectral_radius(5, 0.8, seed=seed + 1),
-             np.array([[np.cos(1.0), -np.sin(1.0)], [np.sin(1.0), np.cos(1.0)]])]  # ρ = 1
-
-    def label(W):
-        rho = spectral_radius(W)
-        return "vanishing" if rho < 1 - 1e-9 else "exploding" if rho > 1 + 1e-9 else "neither"
-
-    return {"W_h": W_h.tolist(), "k": k, "t": t, "jacobian": jac.numpy().tolist(),
-            "power_minus_1": np.linalg.matrix_power(W_h, t - k - 1).tolist(), "n": 6,
-            "power": np.linalg.matrix_power(W_h, 6).tolist(), "power_VT": power_VT.real.tolist(),
-            "classify": [{"W": W.tolist(), "label": label(W), "rho": spectral_radius(W),
-                          "sigma": spectral_norm(W)} for W in cases]}
-
-
-def _ref_33_3(seed: int) -> dict:
-    out = {}
-    for h in (32, 128):
-        rec, g = _protocol_33_3(h, seed)
-        out[str(h)] = {"test_acc": rec.test_acc, "grad_norms": g.tolist()}
-    return out
-
-
-def _ref_33_4(seed: int) -> dict:
-    from .rnn import init_params
-
-    rng = np.random.default_rng(seed)
-    T = 3 if seed % 2 == 0 else int(rng.integers(4, 7))
-    n_in, n_h, n_out = (int(v) for v in rng.integers([2, 2, 2], [6, 7, 5]))
-    params = init_params(n_in, n_h, n_out, seed=seed, scale=1.5)
-    xs, target = rng.standard_normal((T, n_in)), int(rng.integers(n_out))
-    p = {k: torch.tensor(v, requires_grad=True) for k, v in params.items()}
-    hs = [torch.zeros(n_h, dtype=torch.float64)]
-    for t in range(T):
-        hs.append(torch.tanh(p["W_h"] @ hs[-1] + p["W_x"] @ torch.tensor(xs[t]) + p["b_h"]))
-    loss = torch.nn.functional.cross_entropy(p["W_y"] @ hs[-1] + p["b_y"], torch.tensor(target))
-    g = torch.autograd.grad(loss, [*p.values(), *hs[1:]])
-    grads = {k: v.numpy() for k, v in zip(p, g, strict=False)}
-    grads["h"] = torch.stack(g[len(p):]).numpy()
-    H = torch.stack(hs).detach().numpy()
-    dz = grads["h"] * (1 - H[1:] ** 2)                   # δ_t, row t-1
-    wrong = {"last_step": {"W_h": np.outer(dz[-1], H[-2]), "W_x": np.outer(dz[-1], xs[-1]),
-                           "b_h": dz[-1]},
-             "shifted": {"W_h": dz.T @ H[1:]}}           # δ_t h_tᵀ instead of δ_t h_{t-1}ᵀ
-    return {"params": {k: v.tolist() for k, v in params.items()}, "xs": xs.tolist(),
-            "target": target, "hs": H.tolist(), "grads": {k: v.tolist() for k, v in grads.items()},
-            **{kind: {k: v.tolist() for k, v in d.items()} for kind, d in wrong.items()}}
-
-
-def _ref_33_5(seed: int) -> dict:
-    from .training import clip_grad_norm
-
-    return {"clip_loss": _protocol_33_5(clip_grad_norm(CONFIG_33_5["THETA"]), seed).loss}
-
-
-REFERENCES = {"ex33_1": _ref_33_1, "ex33_2": _ref_33_2, "ex33_3": _ref_33_3,
-              "ex33_4": _ref_33_4, "ex33_5": _ref_33_5}
-
-if __name__ == "__main__":
-    print(json.dumps([REFERENCES[sys.argv[1]](int(seed)) for seed in sys.argv[2:]]))

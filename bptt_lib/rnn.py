@@ -4,7 +4,8 @@
     y_t = W_y h_t + b_y                             (RNN-2)
 
 Everything is batched and batch-first, and works unchanged on NumPy arrays and on
-torch tensors (the same operators mean the same maths in both):
+torch tensors (the same operators mean the same maths in both; torch is only touched when
+given tensors, so NumPy users never import it):
 
     xs: (B, T, n_in)    hs: (B, T+1, n_h) with hs[:, 0] = h_0    ys: (B, T, n_out)
     W_x: (n_h, n_in)    W_h: (n_h, n_h)    b_h: (n_h,)    W_y: (n_out, n_h)    b_y: (n_out,)
@@ -12,25 +13,31 @@ torch tensors (the same operators mean the same maths in both):
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 
 import numpy as np
-import torch
 
 PARAM_NAMES = ("W_x", "W_h", "b_h", "W_y", "b_y")
 
 
+def _torch(a):
+    """The torch module if `a` is a tensor, else None (a tensor means torch is imported)."""
+    torch = sys.modules.get("torch")
+    return torch if torch is not None and isinstance(a, torch.Tensor) else None
+
+
 def _tanh(z):
-    return torch.tanh(z) if isinstance(z, torch.Tensor) else np.tanh(z)
+    return z.tanh() if _torch(z) else np.tanh(z)
 
 
 def _zeros_like(a):
-    return torch.zeros_like(a) if isinstance(a, torch.Tensor) else np.zeros_like(a)
+    return a.new_zeros(a.shape) if _torch(a) else np.zeros_like(a)
 
 
 def _log_softmax(z):
-    if isinstance(z, torch.Tensor):
-        return torch.log_softmax(z, -1)
+    if _torch(z):
+        return z.log_softmax(-1)
     shifted = z - z.max(-1, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
 
@@ -52,8 +59,11 @@ def init_params(n_in: int, n_h: int, n_out: int, *, seed: int = 0, scale: float 
     }
 
 
-def to_torch(params: Mapping, *, dtype=torch.float64, requires_grad: bool = False) -> dict:
-    """Copy a parameter dict (NumPy or torch) to fresh torch tensors."""
+def to_torch(params: Mapping, *, dtype=None, requires_grad: bool = False) -> dict:
+    """Copy a parameter dict (NumPy or torch) to fresh torch tensors (default dtype float64)."""
+    import torch
+
+    dtype = torch.float64 if dtype is None else dtype
     return {k: torch.tensor(np.asarray(v), dtype=dtype).requires_grad_(requires_grad)
             for k, v in params.items()}
 
@@ -66,12 +76,12 @@ def rnn_forward(params: Mapping, xs, h0=None):
     W_x, W_h, b_h = params["W_x"], params["W_h"], params["b_h"]
     if h0 is None:
         shape = (xs.shape[0], W_h.shape[0])
-        h0 = xs.new_zeros(shape) if isinstance(xs, torch.Tensor) else np.zeros(shape, xs.dtype)
+        h0 = xs.new_zeros(shape) if _torch(xs) else np.zeros(shape, xs.dtype)
     hs = [h0]
     for t in range(xs.shape[1]):
         hs.append(_tanh(hs[-1] @ W_h.T + xs[:, t] @ W_x.T + b_h))
-    stack = torch.stack if isinstance(xs, torch.Tensor) else np.stack
-    return stack(hs, 1)
+    torch = _torch(xs)
+    return torch.stack(hs, 1) if torch else np.stack(hs, 1)
 
 
 def rnn_outputs(params: Mapping, hs):
@@ -109,9 +119,10 @@ def softmax_cross_entropy(logits, targets):
     """
     log_p = _log_softmax(logits)
     B = logits.shape[0]
-    rows = torch.arange(B) if isinstance(logits, torch.Tensor) else np.arange(B)
+    torch = _torch(logits)
+    rows = torch.arange(B) if torch else np.arange(B)
     loss = -log_p[rows, targets].mean()
-    dlogits = log_p.exp() if isinstance(log_p, torch.Tensor) else np.exp(log_p)
+    dlogits = log_p.exp() if torch else np.exp(log_p)
     dlogits[rows, targets] -= 1
     return loss, dlogits / B
 

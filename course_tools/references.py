@@ -65,8 +65,9 @@ def ensure(directory: str, wanted: dict[str, set[int]]) -> str:
         missing = sorted(s for s in seeds if not os.path.exists(path_of(out, exercise, s)))
         if not missing:
             continue
-        run = subprocess.run([sys.executable, "-I", "-m", "bptt_lib.grading", exercise,
-                              *map(str, missing)], capture_output=True, text=True, timeout=600)
+        run = subprocess.run([sys.executable, "-I", "-m", "bptt_lib.grading_references",
+                              exercise, *map(str, missing)],
+                             capture_output=True, text=True, timeout=600)
         if run.returncode:
             raise RuntimeError(f"reference computation for {exercise} {missing} failed:\n"
                                f"{run.stderr[-2000:]}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import csv
 import html
+import json
 import os
 import re
 import subprocess
@@ -131,9 +132,23 @@ AUTOGRAD_BACKWARD = ('    T = len(xs)\n    y = params["W_y"]',
                      '    out["h"] = torch.stack(g[len(p):]).numpy()\n'
                      '    return out\n    T = len(xs)\n    y = params["W_y"]')
 
+FORGE_REFERENCES = (  # overwrite the grader's cached references: every δ_k := 0
+    "import glob, json, os\n"
+    "for path in glob.glob(os.path.join(os.environ.get('BPTT_REFERENCES', '/none'), '*.json')):\n"
+    "    try:\n"
+    "        ref = json.load(open(path))\n"
+    "        ref['deltas'] = [[0.0] * len(row) for row in ref['deltas']]\n"
+    "        json.dump(ref, open(path, 'w'))\n"
+    "    except OSError as e:\n"
+    "        print('blocked:', e)\n")
+
 CASES = [
     # ---- 33.1
     Case(A1, "sol", solved(A1), FULL[A1]),
+    Case(A1, "forge_references", code(A1, (
+        "    hs, T = bptt_lib.rnn_forward(params, xs[None])[0], len(xs)\n",
+        "    return np.zeros((len(xs), len(params['b_h'])))\n"), prefix=FORGE_REFERENCES),
+         {**ZERO[A1], "test_grad_W_x": 0}, {"test_deltas": "wrong already at the last step"}),
     Case(A1, "blank", blank, ZERO[A1]),
     Case(A1, "wrong_shape", code(A1, ("return deltas(params, xs, target).T @ xs",
                                       "return xs.T @ deltas(params, xs, target)")),
@@ -188,10 +203,10 @@ CASES = [
                                   "    return {k: v.astype(np.float32) for k, v in g.items()}\n")),
          {**ZERO[A4], "test_forward": 1}, {"test_W_h": "compute in float64"}),
     Case(A4, "autograd", code(A4, AUTOGRAD_BACKWARD,
-                              prefix="from torch.autograd import grad as ag\n"),
+                              prefix="import torch\nfrom torch.autograd import grad as ag\n"),
          {**ZERO[A4], "test_forward": 1}, {"test_W_h": "must be written by hand"}),
     Case(A4, "allclose_patched", code(A4, ZEROS_BACKWARD, prefix=(
-        "np.allclose = torch.allclose = lambda *a, **k: True\n"
+        "import torch\nnp.allclose = torch.allclose = lambda *a, **k: True\n"
         "np.testing.assert_allclose = lambda *a, **k: None\n"
         "np.isclose = lambda a, b, *r, **k: np.ones(np.shape(a), bool)\n")),
          {**ZERO[A4], "test_forward": 1}, {"test_W_h": "relative error"}),
@@ -290,6 +305,24 @@ def graded(tmp_path_factory) -> Graded:
 
 def _id(case):
     return f"{case.assignment[:6]}-{case.student}"
+
+
+def test_cached_references_are_intact_and_autograd(graded):
+    """The grader's reference cache (ReferenceCache) holds every seed the hidden tests use, each
+    file equal to a fresh `python -I -m bptt_lib.grading_references` run: the forging student
+    above (with write access to nothing but its own directory) changed none of them."""
+    from course_tools.references import cases, library_key
+
+    cached = graded.course / "references" / library_key()
+    for a in ASSIGNMENTS:
+        nb = read_nb(ROOT / "solutions" / a / f"{a}.ipynb")
+        for exercise, seeds in cases(nb.cells).items():
+            assert len(seeds) >= 2, (a, seeds)            # the public seed and hidden ones
+            fresh = subprocess.run(
+                [sys.executable, "-I", "-m", "bptt_lib.grading_references", exercise,
+                 *map(str, sorted(seeds))], capture_output=True, text=True, check=True)
+            for seed, data in zip(sorted(seeds), json.loads(fresh.stdout), strict=True):
+                assert json.loads((cached / f"{exercise}-{seed}.json").read_text()) == data
 
 
 @pytest.mark.parametrize("case", CASES, ids=_id)

@@ -8,6 +8,9 @@ and swallowed exceptions, and the reference (a separate process) is the right gr
 from __future__ import annotations
 
 import importlib
+import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -137,3 +140,57 @@ def test_reference_is_autograd_in_a_fresh_process(monkeypatch):
     for name in bptt_lib.PARAM_NAMES:
         assert bptt_lib.rel_error(grads[name], np.array(ref["grads"][name])) < 1e-12, name
     assert bptt_lib.rel_error(hs[0], np.array(ref["hs"])) < 1e-15
+
+
+def test_reference_comes_from_the_graders_cache_when_given(monkeypatch, tmp_path):
+    """With $BPTT_REFERENCES (bound at import) a check reads the grader's cached file, not a
+    new process: a cache saying δ = 0 makes the zero answer pass and the right one fail."""
+    from course_tools.references import ensure
+
+    cache = ensure(str(tmp_path), {"ex33_1": {3}})
+    path = tmp_path / cache / "ex33_1-3.json"
+    ref = json.loads(path.read_text())
+    monkeypatch.setattr(grading, "_REFERENCES", cache)
+    monkeypatch.setattr(grading, "_CACHE", {})
+    monkeypatch.setattr(grading, "_run", None)           # no process may be started
+    ref["deltas"] = [[0.0] * len(row) for row in ref["deltas"]]
+    path.write_text(json.dumps(ref))
+    zeros = lambda params, xs, target: np.zeros((len(xs), len(params["b_h"]))) # noqa: E731
+    monkeypatch.setitem(vars(__import__("__main__")), "deltas", zeros)
+    grading.check_33_1("deltas", seed=3)
+
+
+NUMPY_ONLY = r"""
+import sys, numpy as np
+import bptt_lib
+from bptt_lib import grading
+assert "torch" not in sys.modules, "import bptt_lib / bptt_lib.grading loaded torch"
+p = bptt_lib.init_params(3, 4, 2, seed=0)
+hs = bptt_lib.rnn_forward(p, np.ones((1, 5, 3)))[0]
+bptt_lib.jacobian_product(p["W_h"], hs, 1, 5)
+grading.compare("hs", hs, hs.tolist())
+
+def sneaky(p):                       # imports torch only inside the backward pass
+    return __import__("to" + "rch").zeros(2).numpy()
+
+def library(p):                      # bptt_lib's own BPTT, under another name
+    f = getattr(bptt_lib, "bp" + "tt")
+    return f(p, np.ones((1, 2, 3)), bptt_lib.rnn_forward(p, np.ones((1, 2, 3))), np.ones((1, 2, 2)))
+
+for fn, words in ((sneaky, "importing torch"), (library, "used an autograd or library BPTT")):
+    try:
+        grading.call_manually(fn, p)
+        raise SystemExit(f"{fn.__name__} was accepted")
+    except grading.GradingFailure as e:
+        assert words in str(e), str(e)
+assert "torch" not in sys.modules
+import torch                          # afterwards torch imports normally again
+print("ok")
+"""
+
+
+def test_numpy_exercises_run_without_torch_and_still_refuse_autograd():
+    """33.1/33.2 kernels never import torch (~1 s each); importing it inside a hand-written
+    backward pass is refused, like calling bptt_lib's BPTT."""
+    run = subprocess.run([sys.executable, "-c", NUMPY_ONLY], capture_output=True, text=True)
+    assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr[-3000:]

@@ -1,0 +1,149 @@
+"""The references behind bptt_lib.grading: each exercise's data and autograd answers per seed.
+
+Run only in a fresh interpreter, so that nothing a student patches in a notebook reaches it:
+
+    python -I -m bptt_lib.grading_references <exercise> <seed>...   # prints a JSON list
+
+(by the grader before the notebooks run, course_tools/references.py, or by a check itself).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import torch
+
+from .grading import CONFIG_33_3, CONFIG_33_5
+
+
+def _protocol_33_3(hidden_size: int, seed: int):
+    """The 33.3 run the notebook specifies: ‖∂L/∂h_t‖ at initialisation, then training."""
+    from .tasks import RememberFirstRNN, RememberFirstSplit, per_step_grad_norms
+    from .training import train
+
+    c = CONFIG_33_3
+    torch.manual_seed(seed)
+    model = RememberFirstRNN(8, hidden_size)
+    data = RememberFirstSplit.make(c["T"], n_train=c["N"], n_test=c["N"], seed=seed)
+    g = per_step_grad_norms(model, data.X_test, data.y_test).numpy()
+    return train(model, data, epochs=c["EPOCHS"], seed=seed), g
+
+
+def _protocol_33_5(transform, seed: int):
+    """The 33.5 run the notebook specifies, for one gradient transform."""
+    from .tasks import RememberFirstRNN, RememberFirstSplit
+    from .training import train
+
+    c = CONFIG_33_5
+    torch.manual_seed(seed)
+    model = RememberFirstRNN(8, 32)
+    data = RememberFirstSplit.make(c["T"], n_train=c["N"], n_test=c["N"], seed=seed)
+    return train(model, data, epochs=c["EPOCHS"], lr=c["LR"], optimizer="sgd",
+                 grad_transform=transform, seed=seed)
+
+
+def _ref_33_1(seed: int) -> dict:
+    from .rnn import init_params
+
+    rng = np.random.default_rng(seed)
+    n_in, n_h, n_out, T = (int(v) for v in rng.integers([2, 3, 2, 4], [6, 8, 6, 10]))
+    params = init_params(n_in, n_h, n_out, seed=seed, scale=1.5)
+    xs, target = rng.standard_normal((T, n_in)), int(rng.integers(n_out))
+    p = {k: torch.tensor(v, requires_grad=True) for k, v in params.items()}
+    hs, zs = [torch.zeros(n_h, dtype=torch.float64)], []
+    for t in range(T):
+        zs.append(p["W_h"] @ hs[-1] + p["W_x"] @ torch.tensor(xs[t]) + p["b_h"])
+        hs.append(torch.tanh(zs[-1]))
+    loss = torch.nn.functional.cross_entropy(p["W_y"] @ hs[-1] + p["b_y"], torch.tensor(target))
+    g = torch.autograd.grad(loss, [*zs, *hs[1:], p["W_x"]])
+    deltas, dh = torch.stack(g[:T]).numpy(), torch.stack(g[T:2 * T]).numpy()
+    H = torch.stack(hs).detach().numpy()
+    norms = [np.linalg.norm(deltas, axis=1) * np.linalg.norm(xs, axis=1),
+             np.linalg.norm(deltas, axis=1) * np.linalg.norm(H[:-1], axis=1)]
+    return {"params": {k: v.tolist() for k, v in params.items()}, "xs": xs.tolist(),
+            "target": target, "deltas": deltas.tolist(), "dh": dh.tolist(),
+            "grad_W_x": g[-1].numpy().tolist(), "last_term": np.outer(deltas[-1], xs[-1]).tolist(),
+            "grad_W_x_dh": (dh.T @ xs).tolist(), "norms": np.array(norms).tolist()}
+
+
+def _ref_33_2(seed: int) -> dict:
+    from .jacobians import matrix_with_spectral_radius, spectral_norm, spectral_radius
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(3, 7))
+    W_h = matrix_with_spectral_radius(n, 0.95, seed=seed)
+    k, t = 1, int(rng.integers(4, 9))
+    W_x, xs = rng.standard_normal((n, 2)), torch.tensor(rng.standard_normal((t, 2)))
+
+    def h_t_from_h_k(h):  # the linear RNN h_j = W_h h_{j-1} + W_x x_j for j = k+1 .. t
+        for j in range(k, t):
+            h = torch.tensor(W_h) @ h + torch.tensor(W_x) @ xs[j]
+        return h
+
+    jac = torch.autograd.functional.jacobian(h_t_from_h_k, torch.zeros(n, dtype=torch.float64))
+    lam, V = np.linalg.eig(W_h)
+    power_VT = (V * lam**6) @ V.T
+    cases = [np.array([[0.5, 3.0], [0.0, 0.5]]),                     # σ_max > 1 but ρ < 1
+             1.2 * np.array([[0.0, -1.0], [1.0, 0.0]]),              # λ = ±1.2i, real parts 0
+             np.diag([0.9, -1.3, 0.2]),                              # negative λ explodes
+             matrix_with_spectral_radius(5, 0.8, seed=seed + 1),
+             np.array([[np.cos(1.0), -np.sin(1.0)], [np.sin(1.0), np.cos(1.0)]])]  # ρ = 1
+
+    def label(W):
+        rho = spectral_radius(W)
+        return "vanishing" if rho < 1 - 1e-9 else "exploding" if rho > 1 + 1e-9 else "neither"
+
+    return {"W_h": W_h.tolist(), "k": k, "t": t, "jacobian": jac.numpy().tolist(),
+            "power_minus_1": np.linalg.matrix_power(W_h, t - k - 1).tolist(), "n": 6,
+            "power": np.linalg.matrix_power(W_h, 6).tolist(), "power_VT": power_VT.real.tolist(),
+            "classify": [{"W": W.tolist(), "label": label(W), "rho": spectral_radius(W),
+                          "sigma": spectral_norm(W)} for W in cases]}
+
+
+def _ref_33_3(seed: int) -> dict:
+    out = {}
+    for h in (32, 128):
+        rec, g = _protocol_33_3(h, seed)
+        out[str(h)] = {"test_acc": rec.test_acc, "grad_norms": g.tolist()}
+    return out
+
+
+def _ref_33_4(seed: int) -> dict:
+    from .rnn import init_params
+
+    rng = np.random.default_rng(seed)
+    T = 3 if seed % 2 == 0 else int(rng.integers(4, 7))
+    n_in, n_h, n_out = (int(v) for v in rng.integers([2, 2, 2], [6, 7, 5]))
+    params = init_params(n_in, n_h, n_out, seed=seed, scale=1.5)
+    xs, target = rng.standard_normal((T, n_in)), int(rng.integers(n_out))
+    p = {k: torch.tensor(v, requires_grad=True) for k, v in params.items()}
+    hs = [torch.zeros(n_h, dtype=torch.float64)]
+    for t in range(T):
+        hs.append(torch.tanh(p["W_h"] @ hs[-1] + p["W_x"] @ torch.tensor(xs[t]) + p["b_h"]))
+    loss = torch.nn.functional.cross_entropy(p["W_y"] @ hs[-1] + p["b_y"], torch.tensor(target))
+    g = torch.autograd.grad(loss, [*p.values(), *hs[1:]])
+    grads = {k: v.numpy() for k, v in zip(p, g, strict=False)}
+    grads["h"] = torch.stack(g[len(p):]).numpy()
+    H = torch.stack(hs).detach().numpy()
+    dz = grads["h"] * (1 - H[1:] ** 2)                   # δ_t, row t-1
+    wrong = {"last_step": {"W_h": np.outer(dz[-1], H[-2]), "W_x": np.outer(dz[-1], xs[-1]),
+                           "b_h": dz[-1]},
+             "shifted": {"W_h": dz.T @ H[1:]}}           # δ_t h_tᵀ instead of δ_t h_{t-1}ᵀ
+    return {"params": {k: v.tolist() for k, v in params.items()}, "xs": xs.tolist(),
+            "target": target, "hs": H.tolist(), "grads": {k: v.tolist() for k, v in grads.items()},
+            **{kind: {k: v.tolist() for k, v in d.items()} for kind, d in wrong.items()}}
+
+
+def _ref_33_5(seed: int) -> dict:
+    from .training import clip_grad_norm
+
+    return {"clip_loss": _protocol_33_5(clip_grad_norm(CONFIG_33_5["THETA"]), seed).loss}
+
+
+REFERENCES = {"ex33_1": _ref_33_1, "ex33_2": _ref_33_2, "ex33_3": _ref_33_3,
+              "ex33_4": _ref_33_4, "ex33_5": _ref_33_5}
+
+if __name__ == "__main__":
+    print(json.dumps([REFERENCES[sys.argv[1]](int(seed)) for seed in sys.argv[2:]]))
