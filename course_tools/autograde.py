@@ -1,15 +1,21 @@
-"""Autograde every submission of an assignment in parallel; same results as `nbgrader autograde`.
+"""Autograde every submission of one or more assignments in parallel; same results as `nbgrader
+autograde` run on each of them.
 
-    python -m course_tools.autograde ASSIGNMENT [--workers N] [--scheduler tcp://HOST:PORT]
+    python -m course_tools.autograde ASSIGNMENT [ASSIGNMENT ...] [--workers N] [--force]
+    python -m course_tools.autograde --all [--scheduler tcp://HOST:PORT]
 
-Run it where `nbgrader_config.py` is, like nbgrader. Each student is graded by a worker that runs
-plain `nbgrader autograde ASSIGNMENT --student S` (so the course's config, the sandbox included,
-applies unchanged) in a private copy: the config, a snapshot of the gradebook, the assignment's
-source files and that student's submission. The worker sends back the autograded files and the
-student's rows of its gradebook; this process alone writes them into the real course, one student
-at a time, so SQLite never sees two writers. Workers are local processes (`--workers`, default:
-the machine's cores) or, with `--scheduler`, the workers of a running Dask distributed cluster,
-which need the same Python environment but no shared filesystem.
+Run it where `nbgrader_config.py` is, like nbgrader. One pool of workers grades the whole batch,
+one submission (student, assignment) per job, each with nbgrader's Autograde (so the course's
+config, the sandbox included, applies unchanged) in the worker's private copy of the course: the
+config, a snapshot of the gradebook and the assignments' source files, set up once per batch. The
+worker sends back the autograded files and the submission's rows of its gradebook; this process
+alone writes them into the real course, in nbgrader's order, so SQLite never sees two writers.
+Workers are local processes (`--workers`, default: the machine's cores), started before anything
+else so their imports overlap this process's, or, with `--scheduler`, the workers of a running Dask
+distributed cluster, which need the same Python environment but no shared filesystem.
+
+nbgrader, the course config and the sandbox are imported inside the functions that use them: a
+module-level import would delay the workers' start by seconds.
 """
 
 import argparse
@@ -20,18 +26,14 @@ import sqlite3
 import sys
 import tempfile
 import threading
+import uuid
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 from multiprocessing import get_context
-
-from nbgrader.api import Gradebook, MissingEntry
-from nbgrader.converters import Autograde
-from nbgrader.coursedir import CourseDirectory
-from nbgrader.utils import capture_log
-from traitlets.config.loader import PyFileConfigLoader
-
-from course_tools.sandbox import Sandbox, SandboxUnavailable
+from multiprocessing.util import Finalize
 
 _one_at_a_time = threading.Lock()
+_private_course = None  # this worker's PrivateCourse, for the batch it last graded
 STEPS = ("source", "release", "submitted", "autograded", "feedback")
 COLUMNS = {  # gradebook state that autograde writes, per object
     "submission": ("timestamp", "extension"),
@@ -39,6 +41,10 @@ COLUMNS = {  # gradebook state that autograde writes, per object
     "grade": ("auto_score", "manual_score", "extra_credit", "needs_manual_grade"),
     "comment": ("auto_comment", "manual_comment"),
 }
+
+
+class CannotGrade(Exception):
+    """Nothing was graded: an unknown assignment, one without submissions, or no sandbox."""
 
 
 def read_tree(root, prefix=""):
@@ -63,6 +69,8 @@ def write_tree(root, files):
 
 def submission_state(gb, assignment, student):
     """The gradebook rows autograde wrote for one submission, as plain data (None if none)."""
+    from nbgrader.api import MissingEntry
+
     try:
         sub = gb.find_submission(assignment, student)
     except MissingEntry:
@@ -90,36 +98,74 @@ def apply_state(gb, assignment, student, state):
     gb.db.commit()
 
 
-def grade_student(common, student, files):
-    """Worker: autograde one student in a private course copy; return files, state and log.
+class PrivateCourse:
+    """A worker's copy of the course for one batch (`common`): config, gradebook snapshot and
+    source files, written and loaded once; submissions are graded in it one at a time."""
 
-    Runs nbgrader's Autograde in this process (a fresh `nbgrader` process per student would pay
-    seconds of imports each time); Autograde chdirs, so one student at a time per process.
-    """
-    assignment = common["assignment"]
-    with _one_at_a_time, tempfile.TemporaryDirectory(prefix="autograde-") as tmp:
-        course = os.path.join(tmp, "course")
-        os.makedirs(course)
-        with open(os.path.join(tmp, "nbgrader_config.py"), "w") as f:
-            f.write(common["config"])
-        with open(os.path.join(course, "gradebook.db"), "wb") as f:
-            f.write(common["gradebook"])
-        write_tree(course, {**common["files"], **files})
+    def __init__(self, common):
+        from nbgrader.coursedir import CourseDirectory
+        from traitlets.config.loader import PyFileConfigLoader
+
+        self.batch = common["batch"]
+        tmp = tempfile.mkdtemp(prefix="autograde-")
+        self.remove = Finalize(self, shutil.rmtree, args=(tmp, True), exitpriority=0)
+        self.root = os.path.join(tmp, "course")
+        write_tree(tmp, {"nbgrader_config.py": (common["config"], 0o644),
+                         "course/gradebook.db": (common["gradebook"], 0o644)})
+        write_tree(self.root, common["files"])
         config = PyFileConfigLoader("nbgrader_config.py", path=tmp).load_config()
-        config.CourseDirectory.root = course
-        for step in STEPS:  # the course's own (maybe absolute) directories are not used here
+        # the copy's layout: nbgrader's defaults under root, whatever the course's directories
+        config.CourseDirectory.root = self.root
+        for step in STEPS:
             setattr(config.CourseDirectory, f"{step}_directory", step)
-        config.CourseDirectory.db_url = f"sqlite:///{os.path.join(course, 'gradebook.db')}"
+        config.CourseDirectory.db_url = f"sqlite:///{os.path.join(self.root, 'gradebook.db')}"
         config.CourseDirectory.course_id = common["course_id"]
-        coursedir = CourseDirectory(config=config, assignment_id=assignment, student_id=student)
-        app = Autograde(coursedir=coursedir, config=config)
+        self.config, self.coursedir = config, CourseDirectory(config=config)
+
+    def grade(self, assignment, student, files):
+        """Autograde one submission (`files` under submitted/); return files, state and log."""
+        from nbgrader.api import Gradebook
+        from nbgrader.converters import Autograde
+        from nbgrader.coursedir import CourseDirectory
+        from nbgrader.utils import capture_log
+
+        write_tree(self.root, files)
+        coursedir = CourseDirectory(config=self.config, assignment_id=assignment,
+                                    student_id=student)
+        app = Autograde(coursedir=coursedir, config=self.config)
         app.force = True
         run = capture_log(app)
         with Gradebook(coursedir.db_url, coursedir.course_id) as gb:
             state = submission_state(gb, assignment, student)
-        return {"student": student, "ok": run["success"],
-                "log": run.get("log", "") + run.get("error", ""), "state": state,
-                "files": read_tree(os.path.join(course, "autograded", student, assignment))}
+        graded = os.path.join(self.root, "autograded", student, assignment)
+        result = {"assignment": assignment, "student": student, "ok": run["success"],
+                  "log": run.get("log", "") + run.get("error", ""), "state": state,
+                  "files": read_tree(graded)}
+        for step in ("submitted", "autograded"):
+            shutil.rmtree(os.path.join(self.root, step, student, assignment), ignore_errors=True)
+        return result
+
+
+def grade_submission(common, assignment, student, files):
+    """Worker: autograde one submission in this worker's private copy of the course.
+
+    Runs nbgrader's Autograde in this process (a fresh `nbgrader` process per submission would pay
+    seconds of imports each time); Autograde chdirs, so one submission at a time per process.
+    """
+    global _private_course
+    with _one_at_a_time:
+        if _private_course is None or _private_course.batch != common["batch"]:
+            if _private_course is not None:
+                _private_course.remove()
+            _private_course = PrivateCourse(common)
+        return _private_course.grade(assignment, student, files)
+
+
+def warm_up():
+    """Worker: import what grading needs, while the main process is still reading the course."""
+    import nbgrader.converters  # noqa: F401
+
+    import course_tools.sandbox  # noqa: F401
 
 
 def snapshot(db_path):
@@ -135,8 +181,10 @@ def snapshot(db_path):
 
 
 def load_course(config_dir):
-    """The course's CourseDirectory and config text, from config_dir/nbgrader_config.py."""
-    path = os.path.join(config_dir, "nbgrader_config.py")
+    """The course's CourseDirectory and config, and the config file's bytes."""
+    from nbgrader.coursedir import CourseDirectory
+    from traitlets.config.loader import PyFileConfigLoader
+
     config = PyFileConfigLoader("nbgrader_config.py", path=config_dir).load_config()
     cwd = os.getcwd()
     os.chdir(config_dir)  # relative roots in the config are relative to it
@@ -145,94 +193,146 @@ def load_course(config_dir):
         coursedir.root = os.path.abspath(coursedir.root)
     finally:
         os.chdir(cwd)
-    with open(path) as f:
+    with open(os.path.join(config_dir, "nbgrader_config.py"), "rb") as f:
         return coursedir, config, f.read()
 
 
-def autograde(assignment, *, workers=None, scheduler=None, force=False, config_dir=".", log=print):
-    """Grade all submissions of `assignment`; return {student: True if graded, False if failed}."""
-    coursedir, config, config_text = load_course(os.path.abspath(config_dir))
-    if Sandbox(config=config).enabled:
-        Sandbox(config=config).check()  # refuse before grading anyone
-    path = lambda step, student: coursedir.format_path(  # noqa: E731
-        getattr(coursedir, f"{step}_directory"), student, assignment)
-    students = sorted(
-        os.path.basename(os.path.dirname(p)) for p in glob.glob(path("submitted", "*"))
-        if force or not os.path.isdir(path("autograded", os.path.basename(os.path.dirname(p)))))
-    source = read_tree(path("source", "."), os.path.join("source", assignment))
-    common = {
-        "assignment": assignment, "course_id": coursedir.course_id, "config": config_text,
-        "gradebook": snapshot(coursedir.db_url.removeprefix("sqlite:///")),
-        "files": {k: v for k, v in source.items() if not k.endswith(".ipynb")},
-    }
-    jobs = {s: read_tree(path("submitted", s), os.path.join("submitted", s, assignment))
-            for s in students}
-    log(f"autograding {assignment}: {len(students)} submissions, "
-        + (f"Dask scheduler {scheduler}" if scheduler else f"{workers or os.cpu_count()} workers"))
-    done = {}
-    with Gradebook(coursedir.db_url, coursedir.course_id) as gb:
-        for result in _in_order(_run(common, jobs, workers, scheduler), students):
-            s = result["student"]
-            dest = path("autograded", s)
-            if os.path.isdir(dest):
-                shutil.rmtree(dest)
-            os.makedirs(os.path.dirname(dest), exist_ok=True)  # nbgrader leaves it, even on failure
-            write_tree(dest, result["files"])
-            if result["state"] is not None:
-                apply_state(gb, assignment, s, result["state"])
-            done[s] = result["ok"]
-            log(f"  {s}: {'graded' if result['ok'] else 'FAILED'}")
-            if not result["ok"]:
-                log(result["log"])
+def find_batch(coursedir, assignments, force):
+    """{assignment: [students to grade]} for `assignments` (None: every assignment in the source
+    directory that has submissions); raises CannotGrade for one unknown or without submissions."""
+    path = lambda step, student, a: step_path(coursedir, step, student, a)  # noqa: E731
+    submitters = lambda a: sorted(  # noqa: E731
+        os.path.basename(os.path.dirname(p)) for p in glob.glob(path("submitted", "*", a)))
+    if assignments is None:
+        assignments = [a for a in sorted(map(os.path.basename,
+                                             glob.glob(path("source", ".", "*")))) if submitters(a)]
+        if not assignments:
+            raise CannotGrade(f"no submissions of any assignment: {path('submitted', '*', '*')}")
+    batch = {}
+    for a in assignments:
+        if not os.path.isdir(path("source", ".", a)):
+            raise CannotGrade(f"unknown assignment {a!r}: no {path('source', '.', a)}")
+        everyone = submitters(a)
+        if not everyone:
+            raise CannotGrade(f"no submissions of {a!r}: nothing in {path('submitted', '*', a)}")
+        batch[a] = [s for s in everyone if force or not os.path.isdir(path("autograded", s, a))]
+    return batch
+
+
+def step_path(coursedir, step, student, assignment):
+    """The directory of `assignment` of `student` in nbgrader step `step` ("." for source)."""
+    return coursedir.format_path(getattr(coursedir, f"{step}_directory"), student, assignment)
+
+
+def autograde(assignments, *, workers=None, scheduler=None, force=False, config_dir=".",
+              log=print):
+    """Grade all submissions of `assignments` (names, or None: all with submissions).
+
+    Returns {(assignment, student): True if graded, False if failed}.
+    """
+    with _workers(workers, scheduler) as run:
+        from nbgrader.api import Gradebook
+
+        from course_tools.sandbox import Sandbox, SandboxUnavailable
+
+        coursedir, config, config_text = load_course(os.path.abspath(config_dir))
+        if Sandbox(config=config).enabled:
+            try:
+                Sandbox(config=config).check()  # refuse before grading anyone
+            except SandboxUnavailable as e:
+                raise CannotGrade(str(e)) from e
+        batch = find_batch(coursedir, assignments, force)
+        path = lambda step, student, a: step_path(coursedir, step, student, a)  # noqa: E731
+        source = {}
+        for a in batch:
+            source.update(read_tree(path("source", ".", a), os.path.join("source", a)))
+        common = {
+            "batch": uuid.uuid4().hex, "course_id": coursedir.course_id, "config": config_text,
+            "gradebook": snapshot(coursedir.db_url.removeprefix("sqlite:///")),
+            "files": {k: v for k, v in source.items() if not k.endswith(".ipynb")},
+        }
+        jobs = [(a, s, read_tree(path("submitted", s, a), os.path.join("submitted", s, a)))
+                for a, students in batch.items() for s in students]
+        for a, students in batch.items():
+            log(f"autograding {a}: {len(students)} submissions")
+        log(f"on Dask scheduler {scheduler}" if scheduler
+            else f"on {workers or os.cpu_count()} workers")
+        done = {}
+        with Gradebook(coursedir.db_url, coursedir.course_id) as gb:
+            for result in _in_order(run(common, jobs), [(a, s) for a, s, _ in jobs]):
+                a, s = result["assignment"], result["student"]
+                dest = path("autograded", s, a)
+                if os.path.isdir(dest):
+                    shutil.rmtree(dest)
+                os.makedirs(os.path.dirname(dest), exist_ok=True)  # nbgrader leaves it, even failed
+                write_tree(dest, result["files"])
+                if result["state"] is not None:
+                    apply_state(gb, a, s, result["state"])
+                done[a, s] = result["ok"]
+                log(f"  {a}/{s}: {'graded' if result['ok'] else 'FAILED'}")
+                if not result["ok"]:
+                    log(result["log"])
     return done
 
 
-def _in_order(results, students):
-    """Results re-ordered by student, as serial nbgrader writes them (gradebook row order)."""
-    waiting, order = {}, iter(students)
+def _in_order(results, order):
+    """Results re-ordered by (assignment, student), as nbgrader writes them (gradebook rows)."""
+    waiting, order = {}, iter(order)
     following = next(order, None)
     for result in results:
-        waiting[result["student"]] = result
+        waiting[result["assignment"], result["student"]] = result
         while following in waiting:
             yield waiting.pop(following)
             following = next(order, None)
 
 
-def _run(common, jobs, workers, scheduler):
-    """Yield grade_student results as they finish, from local processes or a Dask cluster."""
-    from course_tools.autograde import grade_student  # by reference, also when run as __main__
+@contextmanager
+def _workers(workers, scheduler):
+    """Start the workers now; yield run(common, jobs), which yields grade_submission results as
+    they finish, from local processes or a Dask cluster."""
+    from course_tools.autograde import grade_submission, warm_up  # by reference, also as __main__
 
     if scheduler:
         from distributed import Client
         from distributed import as_completed as dask_completed
 
         with Client(scheduler) as client:
-            shared = client.scatter(common, broadcast=True)
-            futures = [client.submit(grade_student, shared, s, files, pure=False)
-                       for s, files in jobs.items()]
-            for future in dask_completed(futures):
-                yield future.result()
+            def run(common, jobs):
+                shared = client.scatter(common, broadcast=True)
+                for future in dask_completed([client.submit(grade_submission, shared, *job,
+                                                            pure=False) for job in jobs]):
+                    yield future.result()
+            yield run
     else:
-        spawn = get_context("spawn")
-        with ProcessPoolExecutor(workers or os.cpu_count(), mp_context=spawn) as pool:
-            futures = [pool.submit(grade_student, common, s, files) for s, files in jobs.items()]
-            for future in as_completed(futures):
-                yield future.result()
+        n = workers or os.cpu_count()
+        with ProcessPoolExecutor(n, mp_context=get_context("spawn")) as pool:
+            for _ in range(n):  # one process each, importing while this one reads the course
+                pool.submit(warm_up)
+
+            def run(common, jobs):
+                for future in as_completed([pool.submit(grade_submission, common, *job)
+                                            for job in jobs]):
+                    yield future.result()
+            yield run
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m course_tools.autograde", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("assignment")
+    p.add_argument("assignments", nargs="*", metavar="ASSIGNMENT", help="assignments to grade")
+    p.add_argument("--all", action="store_true",
+                   help="every assignment in the source directory that has submissions")
     p.add_argument("--workers", type=int, help="local worker processes (default: cores)")
     p.add_argument("--scheduler", help="Dask distributed scheduler address, tcp://host:port")
     p.add_argument("--force", action="store_true", help="regrade already autograded students")
     p.add_argument("--config-dir", default=".", help="directory of nbgrader_config.py")
     args = p.parse_args(argv)
+    if bool(args.assignments) == args.all:
+        p.error("name one or more assignments, or --all")
     try:
-        done = autograde(args.assignment, workers=args.workers, scheduler=args.scheduler,
-                         force=args.force, config_dir=args.config_dir)
-    except SandboxUnavailable as e:
+        done = autograde(args.assignments or None, workers=args.workers,
+                         scheduler=args.scheduler, force=args.force, config_dir=args.config_dir)
+    except CannotGrade as e:
         print(e, file=sys.stderr)
         return 2
     return 0 if all(done.values()) else 1
