@@ -161,8 +161,15 @@ def grade_submission(common, assignment, student, files):
         return _private_course.grade(assignment, student, files)
 
 
+def skip_iri_grammar():
+    """Spare this process the ~1 s in which jsonschema, imported by nbformat, compiles an IRI
+    grammar (rfc3987_syntax) for the "iri" string format, which no notebook schema uses."""
+    sys.modules.setdefault("rfc3987_syntax", None)  # None: importing it raises ImportError
+
+
 def warm_up():
-    """Worker: import what grading needs, while the main process is still reading the course."""
+    """Worker initializer: import what grading needs while the main process reads the course."""
+    skip_iri_grammar()
     import nbgrader.converters  # noqa: F401
 
     import course_tools.sandbox  # noqa: F401
@@ -305,9 +312,9 @@ def _workers(workers, scheduler):
             yield run
     else:
         n = workers or os.cpu_count()
-        with ProcessPoolExecutor(n, mp_context=get_context("spawn")) as pool:
-            for _ in range(n):  # one process each, importing while this one reads the course
-                pool.submit(warm_up)
+        with ProcessPoolExecutor(n, mp_context=get_context("spawn"), initializer=warm_up) as pool:
+            for _ in range(n):  # a process is spawned per task while none is idle: all n now
+                pool.submit(int)
 
             def run(common, jobs):
                 for future in as_completed([pool.submit(grade_submission, common, *job)
@@ -329,6 +336,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     if bool(args.assignments) == args.all:
         p.error("name one or more assignments, or --all")
+    skip_iri_grammar()
     try:
         done = autograde(args.assignments or None, workers=args.workers,
                          scheduler=args.scheduler, force=args.force, config_dir=args.config_dir)
