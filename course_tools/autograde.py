@@ -103,7 +103,6 @@ class PrivateCourse:
     source files, written and loaded once; submissions are graded in it one at a time."""
 
     def __init__(self, common):
-        from nbgrader.coursedir import CourseDirectory
         from traitlets.config.loader import PyFileConfigLoader
 
         self.batch = common["batch"]
@@ -120,7 +119,7 @@ class PrivateCourse:
             setattr(config.CourseDirectory, f"{step}_directory", step)
         config.CourseDirectory.db_url = f"sqlite:///{os.path.join(self.root, 'gradebook.db')}"
         config.CourseDirectory.course_id = common["course_id"]
-        self.config, self.coursedir = config, CourseDirectory(config=config)
+        self.config = config
 
     def grade(self, assignment, student, files):
         """Autograde one submission (`files` under submitted/); return files, state and log."""

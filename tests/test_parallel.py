@@ -1,8 +1,10 @@
 """`python -m course_tools.autograde` gives the same gradebook, feedback and CSV as serial nbgrader.
 
-One synthetic class (right, wrong, corrupt notebook, kernel that exits, missing answer) is cloned
-and graded three ways: `nbgrader autograde` (serial), 2 local workers, and a 2-worker Dask
-LocalCluster on 127.0.0.1. Each copy then runs the usual `generate_feedback` and `export`.
+One synthetic class of two assignments (right, wrong, corrupt notebook, kernel that exits, missing
+answer) and a third one nobody submitted is cloned and graded several ways: `nbgrader autograde`
+on each assignment (serial), both assignments in one invocation on 2 local workers, one
+invocation per assignment, and `--all` on a 2-worker Dask LocalCluster on 127.0.0.1. Each copy
+then runs the usual `generate_feedback` and `export`.
 """
 
 import filecmp
@@ -24,24 +26,28 @@ ANSWERS = {
     "eve": "import os\nos._exit(3)",  # kernel dies mid-notebook
     "fay": "# YOUR CODE HERE\nraise NotImplementedError()",
 }
+SUBMITTED = {"sq": ANSWERS, "sq2": {  # {assignment: {student: answer}}
+    "ana": ANSWERS["ana"], "ben": None, "fay": ANSWERS["ben"]}}
 
 
 def parallel(base, *args):
-    return subprocess.run([sys.executable, "-m", "course_tools.autograde", "sq", *args],
+    return subprocess.run([sys.executable, "-m", "course_tools.autograde", *args],
                           cwd=base, env=synthetic._env(), capture_output=True, text=True)
 
 
 def finish(base):
     """The steps after autograde: feedback for every student, and the CSV."""
-    synthetic.nbgrader(base, "generate_feedback", "sq")
+    for assignment in SUBMITTED:
+        synthetic.nbgrader(base, "generate_feedback", assignment)
     synthetic.nbgrader(base, "export", "--to", os.path.join(base, "grades.csv"))
 
 
 def state(base):
+    """{(assignment, student): gradebook rows} of every submission."""
     from nbgrader.api import Gradebook
 
     with Gradebook(f"sqlite:///{base}/course/gradebook.db", "synthetic") as gb:
-        return {s: submission_state(gb, "sq", s) for s in ANSWERS}
+        return {(a, s): submission_state(gb, a, s) for a in SUBMITTED for s in SUBMITTED[a]}
 
 
 def untimed(path):
@@ -68,12 +74,14 @@ def same_tree(a, b):
 @pytest.fixture(scope="module")
 def serial(tmp_path_factory):
     base = str(tmp_path_factory.mktemp("serial"))
-    synthetic.make_course(base, {"sq": synthetic.square_assignment()})
-    for student, answer in ANSWERS.items():
-        synthetic.submit(base, "sq", student, answer)
+    synthetic.make_course(base, {a: synthetic.square_assignment() for a in [*SUBMITTED, "none"]})
+    for assignment, answers in SUBMITTED.items():
+        for student, answer in answers.items():
+            synthetic.submit(base, assignment, student, answer)
     ungraded = synthetic.clone(base, str(tmp_path_factory.mktemp("ungraded") / "class"))
-    run = synthetic.nbgrader(base, "autograde", "sq", check=False)
-    assert run.returncode == 1 and "for student 'dee'" in run.stderr  # only the corrupt one
+    for assignment, corrupt in [("sq", "dee"), ("sq2", "ben")]:
+        run = synthetic.nbgrader(base, "autograde", assignment, check=False)
+        assert run.returncode == 1 and f"for student '{corrupt}'" in run.stderr  # only that one
     finish(base)
     return base, ungraded
 
@@ -81,8 +89,9 @@ def serial(tmp_path_factory):
 def check_same_as_serial(serial_base, base):
     ours = state(base)
     assert ours == state(serial_base)
-    assert ours["ana"]["notebooks"]["sq"]["grades"]["test_hidden"]["auto_score"] == 1.0
-    assert ours["eve"]["notebooks"]["sq"]["grades"]["test_public"]["auto_score"] == 0.0
+    assert ours["sq", "ana"]["notebooks"]["sq"]["grades"]["test_hidden"]["auto_score"] == 1.0
+    assert ours["sq", "eve"]["notebooks"]["sq"]["grades"]["test_public"]["auto_score"] == 0.0
+    assert ours["sq2", "ana"]["notebooks"]["sq2"]["grades"]["test_hidden"]["auto_score"] == 1.0
     for step in ("autograded", "feedback"):
         same_tree(os.path.join(serial_base, "course", step), os.path.join(base, "course", step))
     with open(os.path.join(serial_base, "grades.csv")) as a, open(f"{base}/grades.csv") as b:
@@ -92,13 +101,38 @@ def check_same_as_serial(serial_base, base):
 def test_local_workers_match_serial(serial, tmp_path):
     serial_base, ungraded = serial
     base = synthetic.clone(ungraded, str(tmp_path / "class"))
-    run = parallel(base, "--workers", "2")
-    assert run.returncode == 1 and "dee: FAILED" in run.stdout, run.stdout + run.stderr
-    assert run.stdout.count(": graded") == len(ANSWERS) - 1
+    run = parallel(base, "sq", "sq2", "--workers", "2")
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "sq/dee: FAILED" in run.stdout and "sq2/ben: FAILED" in run.stdout
+    assert run.stdout.count(": graded") == len(ANSWERS) - 1 + len(SUBMITTED["sq2"]) - 1
     finish(base)
     check_same_as_serial(serial_base, base)
-    again = parallel(base)  # graded students are skipped (as nbgrader does); the failed one is not
-    assert "sq: 1 submissions" in again.stdout and "dee: FAILED" in again.stdout
+    again = parallel(base, "sq")  # graded students are skipped (as nbgrader does), failed ones not
+    assert "sq: 1 submissions" in again.stdout and "sq/dee: FAILED" in again.stdout
+
+
+def test_one_assignment_per_invocation_matches_serial(serial, tmp_path):
+    serial_base, ungraded = serial
+    base = synthetic.clone(ungraded, str(tmp_path / "class"))
+    for assignment in SUBMITTED:
+        run = parallel(base, assignment, "--workers", "1")
+        assert run.returncode == 1 and "FAILED" in run.stdout, run.stdout + run.stderr
+    finish(base)
+    check_same_as_serial(serial_base, base)
+
+
+@pytest.mark.parametrize("args, error", [
+    (["sq", "nope"], "unknown assignment 'nope'"),
+    (["sq", "none"], "no submissions of 'none'"),
+    ([], "name one or more assignments, or --all"),
+    (["sq", "--all"], "name one or more assignments, or --all"),
+])
+def test_bad_request_is_refused_before_grading(serial, tmp_path, args, error):
+    _, ungraded = serial
+    base = synthetic.clone(ungraded, str(tmp_path / "class"))
+    run = parallel(base, *args)
+    assert run.returncode == 2 and error in run.stderr and "Traceback" not in run.stderr
+    assert not os.path.exists(os.path.join(base, "course", "autograded"))
 
 
 def test_dask_local_cluster_matches_serial(serial, tmp_path):
@@ -108,8 +142,9 @@ def test_dask_local_cluster_matches_serial(serial, tmp_path):
     base = synthetic.clone(ungraded, str(tmp_path / "class"))
     with LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1",
                       dashboard_address=None, processes=True) as cluster:
-        run = parallel(base, "--scheduler", cluster.scheduler_address)
-    assert run.returncode == 1 and "dee: FAILED" in run.stdout, run.stdout + run.stderr
+        run = parallel(base, "--all", "--scheduler", cluster.scheduler_address)
+    assert run.returncode == 1 and "sq/dee: FAILED" in run.stdout, run.stdout + run.stderr
+    assert "autograding none" not in run.stdout  # --all: only assignments with submissions
     finish(base)
     check_same_as_serial(serial_base, base)
 
@@ -119,6 +154,6 @@ def test_refuses_before_grading_when_the_sandbox_cannot_start(serial, tmp_path):
     base = synthetic.clone(ungraded, str(tmp_path / "class"))
     with open(os.path.join(base, "nbgrader_config.py"), "a") as f:
         f.write('c.Sandbox.bwrap = "/nonexistent/bwrap"\n')
-    run = parallel(base)
-    assert run.returncode != 0 and "Refusing to grade" in run.stderr
+    run = parallel(base, "sq")
+    assert run.returncode == 2 and "Refusing to grade" in run.stderr
     assert not os.path.exists(os.path.join(base, "course", "autograded"))
