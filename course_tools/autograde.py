@@ -335,6 +335,8 @@ def main(argv=None):
     args = p.parse_args(argv)
     if bool(args.assignments) == args.all:
         p.error("name one or more assignments, or --all")
+    if args.workers is not None and args.workers < 1:
+        p.error("--workers must be at least 1")
     skip_iri_grammar()
     try:
         done = autograde(args.assignments or None, workers=args.workers,

@@ -126,6 +126,7 @@ def test_one_assignment_per_invocation_matches_serial(serial, tmp_path):
     (["sq", "none"], "no submissions of 'none'"),
     ([], "name one or more assignments, or --all"),
     (["sq", "--all"], "name one or more assignments, or --all"),
+    (["sq", "--workers", "0"], "--workers must be at least 1"),
 ])
 def test_bad_request_is_refused_before_grading(serial, tmp_path, args, error):
     _, ungraded = serial
