@@ -98,11 +98,11 @@ c.Autograde.autograde_preprocessors = [
     SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
 # Harmless warnings on stderr must not zero a correct answer (nbgrader scores any stderr as 0).
 c.IgnorePattern.enabled = True
-# The hidden tests' autograd references: computed once per batch, not once per student.
-c.ReferenceCache.directory = os.path.join(COURSE, "references")
 c.IgnorePattern.pattern = r"Warning|warn\("
 c.LimitOutput.max_lines = 200
 c.LimitOutput.max_traceback = 40
+# The hidden tests' autograd references: computed once per batch, not once per student.
+c.ReferenceCache.directory = os.path.join(COURSE, "references")
 
 # --- feedback: never show the hidden tests ------------------------------------------------------
 c.GenerateFeedback.preprocessors = [ClearHiddenTests, GetGrades, CSSHTMLHeaderPreprocessor]

@@ -29,6 +29,7 @@ import threading
 import uuid
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
+from functools import partial
 from multiprocessing import get_context
 from multiprocessing.util import Finalize
 
@@ -206,7 +207,7 @@ def load_course(config_dir):
 def find_batch(coursedir, assignments, force):
     """{assignment: [students to grade]} for `assignments` (None: every assignment in the source
     directory that has submissions); raises CannotGrade for one unknown or without submissions."""
-    path = lambda step, student, a: step_path(coursedir, step, student, a)  # noqa: E731
+    path = partial(step_path, coursedir)
     submitters = lambda a: sorted(  # noqa: E731
         os.path.basename(os.path.dirname(p)) for p in glob.glob(path("submitted", "*", a)))
     if assignments is None:
@@ -248,7 +249,7 @@ def autograde(assignments, *, workers=None, scheduler=None, force=False, config_
             except SandboxUnavailable as e:
                 raise CannotGrade(str(e)) from e
         batch = find_batch(coursedir, assignments, force)
-        path = lambda step, student, a: step_path(coursedir, step, student, a)  # noqa: E731
+        path = partial(step_path, coursedir)
         source = {}
         for a in batch:
             source.update(read_tree(path("source", ".", a), os.path.join("source", a)))

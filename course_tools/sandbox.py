@@ -83,6 +83,10 @@ class Sandbox(Configurable):
         """A uid of its own for the kernel using `ipc_dir` (its inode: unique while it exists)."""
         return self.uid_base + os.stat(ipc_dir).st_ino % 10**6
 
+    def env_dirs(self, env):
+        """{variable: directory} of the `readonly_env` variables of `env` naming a directory."""
+        return {k: env[k] for k in self.readonly_env if os.path.isdir(env.get(k, ""))}
+
     def readonly_dirs(self, env):
         """Host directories the kernel may read: Python, the venv, `packages`, `readonly_paths`
         and the directories named by the `readonly_env` variables of `env`."""
@@ -93,7 +97,7 @@ class Sandbox(Configurable):
                 raise SandboxUnavailable(f"Sandbox.packages: cannot import {name!r}")
             dirs.update(spec.submodule_search_locations or [os.path.dirname(spec.origin)])
         dirs.update(self.readonly_paths)
-        dirs.update(env[k] for k in self.readonly_env if os.path.isdir(env.get(k, "")))
+        dirs.update(self.env_dirs(env).values())
         return sorted(os.path.realpath(d) for d in dirs)
 
     def command(self, cmd, workdir, ipc_dir, env, uid):
@@ -127,7 +131,7 @@ class Sandbox(Configurable):
         args += ["--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
                  "--unshare-cgroup-try", "--die-with-parent", "--new-session", "--clearenv"]
         sandbox_env = {k: env[k] for k in self.env_keep if k in env}
-        sandbox_env.update((k, env[k]) for k in self.readonly_env if os.path.isdir(env.get(k, "")))
+        sandbox_env.update(self.env_dirs(env))
         sandbox_env.update(PATH=f"{os.path.dirname(sys.executable)}:/usr/bin:/bin", HOME="/tmp",
                            IPYTHONDIR="/tmp/.ipython", MPLCONFIGDIR="/tmp/.matplotlib")
         for k, v in sorted(sandbox_env.items()):
