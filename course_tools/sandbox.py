@@ -22,12 +22,13 @@ import sys
 import sysconfig
 import tempfile
 
-from jupyter_client.manager import AsyncKernelManager
 from nbclient.exceptions import DeadKernelError
 from nbformat.v4 import new_output
 from nbgrader.preprocessors import Execute
 from traitlets import Bool, Integer, List, Unicode, default
 from traitlets.config import Configurable
+
+from course_tools.kernels import PromptKernelManager
 
 OPT_OUT_ENV = "COURSE_SANDBOX"
 WORKDIR = "/home/student"
@@ -163,7 +164,7 @@ class Sandbox(Configurable):
             )
 
 
-class SandboxKernelManager(AsyncKernelManager):
+class SandboxKernelManager(PromptKernelManager):
     """A kernel manager whose kernel runs in `Sandbox`, connected over ZMQ ipc sockets."""
 
     _checked = False
@@ -216,8 +217,10 @@ class SandboxKernelManager(AsyncKernelManager):
 class SandboxExecute(Execute):
     """nbgrader's Execute with sandboxed kernels, a per-cell output cap, and dead-kernel grading.
 
-    A cell whose outputs pass `output_limit` bytes is interrupted and gets one error output (so a
-    grade cell scores 0); a kernel that dies (CPU limit, os._exit, ...) leaves an error in the
+    Kernels are `course_tools.kernels.PromptKernelManager`s (sandboxed or not), killed after the
+    last cell (`shutdown_kernel = "immediate"`): nothing is left for them to do. A cell whose
+    outputs pass `output_limit` bytes is interrupted and gets one error output (so a grade cell
+    scores 0); a kernel that dies (CPU limit, os._exit, ...) leaves an error in the
     cell it died in and every later code cell, and the notebook is still graded.
     """
 
@@ -226,8 +229,12 @@ class SandboxExecute(Execute):
     def __init__(self, **kw):
         enabled = Sandbox(**{k: v for k, v in kw.items() if k in ("config", "parent")}).enabled
         kw.setdefault("kernel_manager_class",
-                      SandboxKernelManager if enabled else AsyncKernelManager)
+                      SandboxKernelManager if enabled else PromptKernelManager)
         super().__init__(**kw)
+
+    @default("shutdown_kernel")
+    def _shutdown_kernel_default(self):
+        return "immediate"
 
     def reset_execution_trackers(self):
         super().reset_execution_trackers()
