@@ -8,7 +8,9 @@ then runs the usual `generate_feedback` and `export`.
 """
 
 import filecmp
+import json
 import os
+import re
 import subprocess
 import sys
 
@@ -158,3 +160,27 @@ def test_refuses_before_grading_when_the_sandbox_cannot_start(serial, tmp_path):
     run = parallel(base, "sq")
     assert run.returncode == 2 and "Refusing to grade" in run.stderr
     assert not os.path.exists(os.path.join(base, "course", "autograded"))
+
+
+def test_several_workers_are_pinned_one_per_cpu_and_a_single_one_is_not(tmp_path):
+    """With 2..cores workers each worker, and the kernels it starts, keeps to a CPU of its own;
+    one worker (or more than cores) is left to the scheduler (README "Benchmarks")."""
+    cpus = sorted(os.sched_getaffinity(0))
+    assert len(cpus) >= 2, "the pinning policy needs a machine with at least 2 CPUs to be tested"
+    base = str(tmp_path / "class")
+    synthetic.make_course(base, {"sq": synthetic.square_assignment()})
+    for i in range(4 * len(cpus)):
+        synthetic.submit(base, "sq", f"s{i}", "import os\nprint('cpus', sorted("
+                         "os.sched_getaffinity(0)))\ndef square(x):\n    return x * x")
+
+    def kernels_cpus(workers):
+        run = parallel(base, "sq", "--workers", str(workers), "--force")
+        assert run.returncode == 0, run.stdout + run.stderr
+        found = [re.search(r"cpus (\[[\d, ]*\])", synthetic.outputs(base, "sq", s))
+                 for s in synthetic.scores(base, "sq")]
+        return [json.loads(m.group(1)) for m in found]
+
+    assert all(seen == cpus for seen in kernels_cpus(1))
+    pinned = kernels_cpus(len(cpus))
+    assert all(len(seen) == 1 for seen in pinned) and sorted({*sum(pinned, [])}) == cpus
+    assert all(seen == cpus for seen in kernels_cpus(len(cpus) + 1))
