@@ -11,7 +11,8 @@
    cached (`course_tools.references`): that one-off is timed as a row of its own, before.
 2. Throughput on a synthetic class (--students x --assignments trivial notebooks, sandboxed),
    one invocation for the whole class: serial `nbgrader autograde "*"`,
-   `python -m course_tools.autograde a1 a2 ...` with 1 and with N workers.
+   `python -m course_tools.autograde a1 a2 ...` with 1 and with N workers; with the machine's
+   mean busy cores over each run (from /proc/stat).
 3. Cold and warm `jupyter-book build` of the whole book, and the remember-first experiment (33.4).
 """
 
@@ -43,6 +44,13 @@ def timed(cmd, cwd, env=None):
     if run.returncode:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{run.stdout[-2000:]}\n{run.stderr[-4000:]}")
     return seconds
+
+
+def busy_seconds():
+    """CPU-seconds the whole machine has spent busy since boot (user, system, interrupts)."""
+    with open("/proc/stat") as f:
+        user, nice, system, idle, iowait, irq, softirq, steal = map(int, f.readline().split()[1:9])
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
 
 
 def nbgrader_cmd(*args):
@@ -103,8 +111,8 @@ def per_notebook_course(tmp, k):
 
 
 def throughput(tmp, students, n_assignments, workers):
-    """Seconds to grade the synthetic class in one invocation each: serial nbgrader, and our
-    command on all assignments with 1 and with N workers.
+    """{label: (seconds, machine's mean busy cores)} to grade the synthetic class in one invocation
+    each: serial nbgrader, and our command on all assignments with 1 and with N workers.
 
     nbgrader documents one assignment per `nbgrader autograde`, but the name is a glob over
     submitted/<student>/<assignment>, so `nbgrader autograde "*"` grades every assignment in one
@@ -117,7 +125,10 @@ def throughput(tmp, students, n_assignments, workers):
     for label, cmd in [("serial nbgrader", nbgrader_cmd("autograde", "*")),
                        ("1 worker", [*ours, "1"]),
                        (f"{workers} workers", [*ours, str(workers)])]:
-        runs[label] = timed(cmd, synthetic.clone(base, os.path.join(tmp, label.replace(" ", "_"))))
+        cwd = synthetic.clone(base, os.path.join(tmp, label.replace(" ", "_")))
+        busy = busy_seconds()
+        seconds = timed(cmd, cwd)
+        runs[label] = seconds, (busy_seconds() - busy) / seconds
     return runs
 
 
@@ -170,10 +181,11 @@ def main():
         n = args.students * args.assignments
         runs = throughput(os.path.join(tmp, "throughput"), args.students, args.assignments,
                           args.workers)
-        for label, seconds in runs.items():
+        for label, (seconds, cores) in runs.items():
             rows.append((f"class of {args.students} x {args.assignments} = {n} notebooks, "
-                         f"{label}", f"{seconds:.1f} s", f"{n / seconds * 60:.0f} notebooks/min"))
-        speedup = runs["1 worker"] / runs[f"{args.workers} workers"]
+                         f"{label}", f"{seconds:.1f} s",
+                         f"{n / seconds * 60:.0f} notebooks/min, {cores:.2f} cores busy"))
+        speedup = runs["1 worker"][0] / runs[f"{args.workers} workers"][0]
         rows.append((f"speed-up, {args.workers} workers vs 1", f"{speedup:.2f}x",
                      f"target >= 1.8x on 2 cores ({os.cpu_count()} here)"))
         if not args.skip_book:
