@@ -168,13 +168,13 @@ def skip_iri_grammar():
     sys.modules.setdefault("rfc3987_syntax", None)  # None: importing it raises ImportError
 
 
-def warm_up(cpus=None):
-    """Worker initializer: pin this worker (and the kernels it starts) to the next CPU of `cpus`
-    if given, a shared (index, CPU list), and import what grading needs while the main process
-    reads the course."""
-    if cpus is not None:
-        with cpus[0].get_lock():
-            cpu, cpus[0].value = cpus[1][cpus[0].value], cpus[0].value + 1
+def warm_up(counter=None, cpus=()):
+    """Worker initializer: given a shared `counter`, pin this worker (and the kernels it starts)
+    to CPU cpus[counter] and count on; import what grading needs while the main process reads
+    the course."""
+    if counter is not None:
+        with counter.get_lock():
+            cpu, counter.value = cpus[counter.value], counter.value + 1
         os.sched_setaffinity(0, {cpu})
     skip_iri_grammar()
     import nbgrader.converters  # noqa: F401
@@ -322,9 +322,9 @@ def _workers(workers, scheduler):
         context, cpus = get_context("spawn"), sorted(os.sched_getaffinity(0))
         # Several workers run faster each kept on a CPU of its own (cache); a single one runs
         # faster unpinned, its kernel and itself overlapping on two CPUs (README "Benchmarks").
-        pin = (context.Value("i", 0), cpus) if 1 < n <= len(cpus) else None
+        pin = (context.Value("i", 0), cpus) if 1 < n <= len(cpus) else ()
         with ProcessPoolExecutor(n, mp_context=context, initializer=warm_up,
-                                 initargs=(pin,)) as pool:
+                                 initargs=pin) as pool:
             for _ in range(n):  # a process is spawned per task while none is idle: all n now
                 pool.submit(int)
 
