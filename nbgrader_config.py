@@ -5,6 +5,7 @@
 #   $BPTT_COURSE_DIR (default ./course, not in git): submitted/, autograded/, feedback/,
 #                                                    downloaded/, gradebook.db
 import os
+import sys
 
 from nbclient.exceptions import DeadKernelError
 from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
@@ -29,6 +30,11 @@ from course_tools.references import ReferenceCache
 HERE = os.path.dirname(os.path.abspath(__file__))
 COURSE = os.path.abspath(os.environ.get("BPTT_COURSE_DIR", os.path.join(HERE, "course")))
 os.makedirs(COURSE, exist_ok=True)  # the gradebook's directory must exist
+# nbgrader runs `alembic` by name when it creates the gradebook: the one beside this Python, so
+# that `.venv/bin/nbgrader` works without the venv on PATH.
+if os.path.dirname(sys.executable) not in os.environ.get("PATH", "").split(os.pathsep):
+    os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable),
+                                          os.environ.get("PATH", "")])
 
 
 class SurvivingExecute(Execute):

@@ -240,8 +240,10 @@ class Graded:
 
 
 def nbgrader(course: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "BPTT_COURSE_DIR": str(course),
-           "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    """`.venv/bin/nbgrader ARGS` on `course`, with the venv not on PATH (nbgrader_config.py puts
+    it there for `alembic`)."""
+    path = [p for p in os.environ.get("PATH", "").split(os.pathsep) if p and Path(p) != BIN]
+    env = {**os.environ, "BPTT_COURSE_DIR": str(course), "PATH": os.pathsep.join(path)}
     return subprocess.run([str(BIN / "nbgrader"), *args], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=900)
 
