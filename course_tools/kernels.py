@@ -50,4 +50,4 @@ class PromptKernelManager(AsyncKernelManager):
     client_factory = Type(klass=PromptKernelClient)
 
     async def _async_wait(self, pollinterval=0.01):
-        await super()._async_wait(pollinterval=pollinterval)
+        await super()._async_wait(pollinterval=min(pollinterval, 0.01))
