@@ -1,0 +1,134 @@
+"""Manual grading as an instructor does it: nbgrader's formgrader in a real browser.
+
+A course with one submission of 33.2 (code solved, discussion written) is autograded by our
+parallel command; `jupyter server` then serves the formgrader on 127.0.0.1 with the course's
+`nbgrader_config.py`. Chromium logs in with the token, clicks Manual Grading → the assignment →
+the notebook → the submission, gives the discussion 2 of its 3 points with a comment, and the
+score and comment reach the gradebook, the student's feedback and the exported CSV.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import socket
+import subprocess
+import time
+import urllib.request
+from urllib.parse import urlparse
+
+import nbformat
+import pytest
+from test_browser import CHROMIUM, CHROMIUM_ARGS
+from test_grading import BIN, ROOT, cell, nbgrader, ok, read_nb, solution_code
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+A = "ex33_2_linear_rnn"
+TOKEN = "formgrader-test-token"
+ESSAY = "Each eigen-direction is scaled by lambda_i^(t-k): vanishing if rho < 1."
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory):
+    """A course with ada's autograded submission of 33.2."""
+    course = tmp_path_factory.mktemp("course")
+    release = course / "release"
+    ok(nbgrader(course, "generate_assignment", A, "--force",
+                f"--CourseDirectory.release_directory={release}"))
+    ok(nbgrader(course, "db", "student", "add", "ada", "--first-name=Ada",
+                "--last-name=Lovelace"))
+    nb = read_nb(release / A / f"{A}.ipynb")
+    cell(nb, "implementation").source = solution_code(A)
+    cell(nb, "discussion").source = ESSAY
+    dest = course / "submitted" / "ada" / A
+    dest.mkdir(parents=True)
+    nbformat.write(nb, dest / f"{A}.ipynb")
+    (dest / "timestamp.txt").write_text("2026-01-15 12:00:00 UTC")
+    ok(subprocess.run([str(BIN / "python"), "-m", "course_tools.autograde", A], cwd=ROOT,
+                      env={**os.environ, "BPTT_COURSE_DIR": str(course)},
+                      capture_output=True, text=True, timeout=900))
+    return course
+
+
+@pytest.fixture(scope="module")
+def formgrader(course):
+    """`jupyter server` with nbgrader's extensions on a free port of 127.0.0.1: its base URL."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = open(course / "server.log", "w")
+    server = subprocess.Popen(
+        [str(BIN / "jupyter"), "server", "--no-browser", "--allow-root", f"--port={port}",
+         "--ip=127.0.0.1", f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={ROOT}"],
+        cwd=ROOT, env={**os.environ, "BPTT_COURSE_DIR": str(course)}, stdin=subprocess.DEVNULL,
+        stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/api/status?token={TOKEN}", timeout=2):
+                    break
+            except OSError:
+                assert server.poll() is None, (course / "server.log").read_text()[-3000:]
+                assert time.monotonic() < deadline, "jupyter server did not start in 60 s"
+                time.sleep(0.3)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+
+
+def test_manual_grade_and_comment_reach_gradebook_feedback_and_csv(course, formgrader):
+    from nbgrader.api import Gradebook
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1300, "height": 1000})
+        errors, outside = [], []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.route("**/*", lambda r: r.continue_() if urlparse(r.request.url).hostname
+                   == "127.0.0.1" else (outside.append(r.request.url), r.abort()))
+        page.goto(f"{formgrader}/login?next=/formgrader")
+        page.fill("input[name=password]", TOKEN)
+        page.click("button[type=submit]")
+        page.click("text=Manual Grading")
+        page.click(f"a:has-text('{A}')")
+        page.click(f"a:has-text('{A}') >> nth=-1")       # the assignment's one notebook
+        page.click("text=Submission #1")
+        assert ESSAY in page.inner_text("body")
+        with page.expect_response(lambda r: "/formgrader/api/grade/" in r.url
+                                  and r.request.method == "PUT" and r.ok):
+            page.fill("#discussion", "2")
+            page.press("#discussion", "Tab")
+        with page.expect_response(lambda r: "/formgrader/api/comment/" in r.url
+                                  and r.request.method == "PUT" and r.ok):
+            page.fill("#discussion-comment", "Good; the non-normal case is missing.")
+            page.press("#discussion-comment", "Tab")
+        (ROOT / "test-artifacts").mkdir(exist_ok=True)
+        page.screenshot(path=str(ROOT / "test-artifacts" / "formgrader.png"), full_page=True)
+        browser.close()
+    # nbgrader's formgrade page loads MathJax 2 from cdnjs (so no math offline); nothing else
+    # leaves the machine, and that is the only error.
+    assert {urlparse(u).hostname for u in outside} <= {"cdnjs.cloudflare.com"}
+    assert set(errors) <= {"MathJax is not defined"}
+
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        nb = gb.find_submission_notebook(A, A, "ada")
+        grades = {g.name: g for g in nb.grades}
+        assert grades["discussion"].manual_score == 2
+        assert not grades["discussion"].needs_manual_grade
+        assert [c.manual_comment for c in nb.comments if c.name == "discussion"] == [
+            "Good; the non-normal case is missing."]
+        assert nb.score == 6 + 2                     # all three code tests pass
+    ok(nbgrader(course, "generate_feedback", A))
+    feedback = (course / "feedback" / "ada" / A / f"{A}.html").read_text()
+    assert "Good; the non-normal case is missing." in feedback
+    assert "BEGIN HIDDEN TESTS" not in feedback and "seed=21" not in feedback
+    ok(nbgrader(course, "export", "--to", str(course / "grades.csv")))
+    with open(course / "grades.csv", newline="") as f:
+        row = next(r for r in csv.DictReader(f) if r["student_id"] == "ada")
+    assert float(row["score"]) == 8.0 and float(row["max_score"]) == 9.0
