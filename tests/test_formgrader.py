@@ -96,9 +96,13 @@ def test_manual_grade_and_comment_reach_gradebook_feedback_and_csv(course, formg
         page.fill("input[name=password]", TOKEN)
         page.click("button[type=submit]")
         page.click("text=Manual Grading")
-        page.click(f"a:has-text('{A}')")
-        page.click(f"a:has-text('{A}') >> nth=-1")       # the assignment's one notebook
+        page.click(f"a[href$='/formgrader/gradebook/{A}']")       # the assignment
+        page.click(f"a[href$='/formgrader/gradebook/{A}/{A}']")   # its one notebook
         page.click("text=Submission #1")
+        # the score and comment fields save once the page has bound them to the gradebook's data
+        page.wait_for_url("**/formgrader/submissions/**")
+        page.wait_for_function("window.formgrader && formgrader.grades && formgrader.grades.loaded"
+                               " && formgrader.comments && formgrader.comments.loaded")
         assert ESSAY in page.inner_text("body")
         with page.expect_response(lambda r: "/formgrader/api/grade/" in r.url
                                   and r.request.method == "PUT" and r.ok):
