@@ -44,6 +44,18 @@ def _protocol_33_5(transform, seed: int):
                  grad_transform=transform, seed=seed)
 
 
+def _forward(params: dict, xs: np.ndarray, target: int):
+    """One sequence through the RNN in float64 torch, for autograd: the parameters as leaf
+    tensors, the pre-activations z_t (T of them), the states h_0..h_T and the last-step loss."""
+    p = {k: torch.tensor(v, requires_grad=True) for k, v in params.items()}
+    hs, zs = [torch.zeros(len(params["b_h"]), dtype=torch.float64)], []
+    for x in xs:
+        zs.append(p["W_h"] @ hs[-1] + p["W_x"] @ torch.tensor(x) + p["b_h"])
+        hs.append(torch.tanh(zs[-1]))
+    loss = torch.nn.functional.cross_entropy(p["W_y"] @ hs[-1] + p["b_y"], torch.tensor(target))
+    return p, zs, hs, loss
+
+
 def _ref_33_1(seed: int) -> dict:
     from .rnn import init_params
 
@@ -51,12 +63,7 @@ def _ref_33_1(seed: int) -> dict:
     n_in, n_h, n_out, T = (int(v) for v in rng.integers([2, 3, 2, 4], [6, 8, 6, 10]))
     params = init_params(n_in, n_h, n_out, seed=seed, scale=1.5)
     xs, target = rng.standard_normal((T, n_in)), int(rng.integers(n_out))
-    p = {k: torch.tensor(v, requires_grad=True) for k, v in params.items()}
-    hs, zs = [torch.zeros(n_h, dtype=torch.float64)], []
-    for t in range(T):
-        zs.append(p["W_h"] @ hs[-1] + p["W_x"] @ torch.tensor(xs[t]) + p["b_h"])
-        hs.append(torch.tanh(zs[-1]))
-    loss = torch.nn.functional.cross_entropy(p["W_y"] @ hs[-1] + p["b_y"], torch.tensor(target))
+    p, zs, hs, loss = _forward(params, xs, target)
     g = torch.autograd.grad(loss, [*zs, *hs[1:], p["W_x"]])
     deltas, dh = torch.stack(g[:T]).numpy(), torch.stack(g[T:2 * T]).numpy()
     H = torch.stack(hs).detach().numpy()
@@ -118,11 +125,7 @@ def _ref_33_4(seed: int) -> dict:
     n_in, n_h, n_out = (int(v) for v in rng.integers([2, 2, 2], [6, 7, 5]))
     params = init_params(n_in, n_h, n_out, seed=seed, scale=1.5)
     xs, target = rng.standard_normal((T, n_in)), int(rng.integers(n_out))
-    p = {k: torch.tensor(v, requires_grad=True) for k, v in params.items()}
-    hs = [torch.zeros(n_h, dtype=torch.float64)]
-    for t in range(T):
-        hs.append(torch.tanh(p["W_h"] @ hs[-1] + p["W_x"] @ torch.tensor(xs[t]) + p["b_h"]))
-    loss = torch.nn.functional.cross_entropy(p["W_y"] @ hs[-1] + p["b_y"], torch.tensor(target))
+    p, _, hs, loss = _forward(params, xs, target)
     g = torch.autograd.grad(loss, [*p.values(), *hs[1:]])
     grads = {k: v.numpy() for k, v in zip(p, g, strict=False)}
     grads["h"] = torch.stack(g[len(p):]).numpy()
