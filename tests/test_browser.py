@@ -78,6 +78,19 @@ def browser():
         browser.close()
 
 
+def local_only(target, blocked):
+    """Let `target` (a Playwright context or page) reach 127.0.0.1 only; the URLs of all other
+    requests are aborted and appended to `blocked`."""
+    def route(r):
+        if urlparse(r.request.url).hostname == "127.0.0.1":
+            r.continue_()
+        else:
+            blocked.append(r.request.url)
+            r.abort()
+
+    target.route("**/*", route)
+
+
 PAGES = [("student", name) for name in toc_pages()] + [("instructor", "book/exercises")]
 
 
@@ -86,15 +99,7 @@ def test_page_renders_offline(browser, servers, edition, name):
     base = servers[edition]
     problems, blocked = [], []
     context = browser.new_context(viewport={"width": 1280, "height": 900})
-
-    def route(r):
-        if urlparse(r.request.url).hostname == "127.0.0.1":
-            r.continue_()
-        else:
-            blocked.append(r.request.url)
-            r.abort()
-
-    context.route("**/*", route)
+    local_only(context, blocked)
     tab = context.new_page()
     tab.on("console", lambda m: m.type == "error" and problems.append(f"console: {m.text}"))
     tab.on("pageerror", lambda e: problems.append(f"page error: {e}"))
