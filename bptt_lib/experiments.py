@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -29,7 +32,7 @@ from .rnn import (
     to_torch,
 )
 from .tasks import RememberFirstRNN, RememberFirstSplit, per_step_grad_norms
-from .training import TrainRecord, clip_grad_norm, train
+from .training import TrainRecord, train_stack
 
 # ---------------------------------------------------------------------------------------------
 # 33.2 and 33.3 (the theory pages): the executed BPTT algorithm, and the Jacobian-product study.
@@ -184,19 +187,35 @@ def sci(x: float, digits: int = 1) -> str:
 
 # ---------------------------------------------------------------------------------------------
 # 33.4–33.6 (the experiment pages): the remember-first runs, clipping, truncated BPTT.
+# Every configuration is trained from SEEDS, all seeds at once (`train_stack`): a claim about
+# training is a claim about the distribution over seeds.
 # ---------------------------------------------------------------------------------------------
 
 N_CLASSES = 8
 CHANCE_ACC = 1 / N_CLASSES
 CHANCE_LOSS = math.log(N_CLASSES)  # the loss of a uniform guess, ln 8
+SEEDS = tuple(range(8))
+SOLVED = 0.99      # final test accuracy that counts as "solves the task"
+AT_CHANCE = 0.05   # |accuracy − 1/8| below this is "at chance" (~3.4 σ for 512 test sequences)
+
+
+def solves(acc: float) -> bool:
+    return acc >= SOLVED
+
+
+def at_chance(acc: float) -> bool:
+    return abs(acc - CHANCE_ACC) < AT_CHANCE
 
 
 @dataclass(frozen=True)
 class RememberFirstRun:
-    """One training run of RememberFirstRNN on the remember-first task of length T.
+    """One configuration of RememberFirstRNN on the remember-first task of length T, trained
+    from every seed in `seeds`.
 
     rho: if set, W_h starts with this spectral radius instead of torch.nn.RNN's init;
-    clip: threshold θ of `clip_grad_norm` (None = no clipping); K: truncation (None = full BPTT).
+    orthogonal: W_h starts as a random orthogonal matrix (ρ = σ_max = 1);
+    clip: threshold θ of `clip_grad_norm` (None = no clipping); K: truncation (None = full BPTT);
+    dtype: "float32" or "float64".
     """
 
     T: int
@@ -207,59 +226,140 @@ class RememberFirstRun:
     K: int | None = None
     clip: float | None = None
     rho: float | None = None
+    orthogonal: bool = False
     fresh_data: bool = False
     hidden_size: int = 32
-    seed: int = 0
+    dtype: str = "float32"
+    seeds: tuple[int, ...] = SEEDS
 
-    def setup(self) -> tuple[RememberFirstRNN, RememberFirstSplit]:
-        """The untrained model and the data, both drawn from `seed`."""
-        torch.manual_seed(self.seed)
+    def setup(self, seed: int) -> tuple[RememberFirstRNN, RememberFirstSplit]:
+        """The untrained model and the data of one seed."""
+        dtype = getattr(torch, self.dtype)
+        torch.manual_seed(seed)
         model = RememberFirstRNN(N_CLASSES, self.hidden_size)
-        if self.rho is not None:
-            W_h = matrix_with_spectral_radius(self.hidden_size, self.rho, seed=self.seed)
-            with torch.no_grad():
+        with torch.no_grad():
+            if self.rho is not None:
+                W_h = matrix_with_spectral_radius(self.hidden_size, self.rho, seed=seed)
                 model.W_h.copy_(torch.from_numpy(W_h))
-        return model, RememberFirstSplit.make(self.T, n_classes=N_CLASSES, seed=self.seed)
+            if self.orthogonal:
+                torch.nn.init.orthogonal_(model.W_h)
+        data = RememberFirstSplit.make(self.T, n_classes=N_CLASSES, seed=seed)
+        return model.to(dtype), data.to(dtype)
 
-    def run(self) -> tuple[RememberFirstRNN, RememberFirstSplit, TrainRecord]:
-        """Train; returns (trained model, data, record). Deterministic.
+    def setup_stack(self) -> tuple[RememberFirstRNN, RememberFirstSplit]:
+        """Every seed's untrained model and data, stacked (seed first)."""
+        models, splits = zip(*(self.setup(s) for s in self.seeds), strict=True)
+        return RememberFirstRNN.stack(list(models)), RememberFirstSplit.stack(list(splits))
+
+    def run(self) -> Runs:
+        """Train every seed at once. Deterministic.
 
         Runs on one thread: these matrices are tiny, and a busy machine makes extra threads slow.
         """
-        model, data = self.setup()
+        model, data = self.setup_stack()
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
-            record = train(model, data, epochs=self.epochs, lr=self.lr, optimizer=self.optimizer,
-                           batch_size=self.batch_size, K=self.K, fresh_data=self.fresh_data,
-                           grad_transform=clip_grad_norm(self.clip) if self.clip else None,
-                           seed=self.seed)
+            records = train_stack(model, data, epochs=self.epochs, lr=self.lr,
+                                  optimizer=self.optimizer, batch_size=self.batch_size, K=self.K,
+                                  clip=self.clip, fresh_data=self.fresh_data)
         finally:
             torch.set_num_threads(threads)
-        return model, data, record
+        return Runs(self, model, data, records)
 
 
-# 33.4: the same network and recipe at growing lengths; T = 50 again with fresh data every epoch.
-REMEMBER_FIRST = {T: RememberFirstRun(T) for T in (5, 10, 20, 30, 40, 50)}
-REMEMBER_FIRST_FRESH = RememberFirstRun(50, fresh_data=True)
-REMEMBER_FIRST_RESEEDED = replace(REMEMBER_FIRST[40], seed=2)  # the same T = 40, another seed
+@dataclass(frozen=True)
+class Runs:
+    """A configuration trained from each of its seeds: the stacked trained networks and data,
+    and one TrainRecord per seed (in `config.seeds` order)."""
 
-# 33.5: plain SGD with a large step, W_h started with spectral radius 1.5, T = 20.
-CLIPPING = {theta: RememberFirstRun(20, epochs=40, lr=1.0, optimizer="sgd", rho=1.5, clip=theta)
-            for theta in (None, 1.0, 0.3)}
-CLIPPING_SEEDS = (0, 1, 2, 3)
+    config: RememberFirstRun
+    model: RememberFirstRNN
+    data: RememberFirstSplit
+    records: list[TrainRecord]
 
-# 33.6: T = 20 (which full BPTT learns), truncated after K steps; clipping at θ = 5 as a guard.
-TRUNCATION = {K: RememberFirstRun(20, epochs=100, K=K, clip=5.0) for K in (None, 20, 10, 5)}
+    def final(self, metric: str) -> np.ndarray:
+        """The last value of `metric` ("loss", "train_acc", "test_acc") per seed, (S,);
+        NaN for a seed whose run diverged before its first epoch ended."""
+        return np.array([getattr(r, metric)[-1] if getattr(r, metric) else math.nan
+                         for r in self.records])
+
+    @property
+    def n_solved(self) -> int:
+        return sum(solves(a) for a in self.final("test_acc"))
+
+    @property
+    def n(self) -> int:
+        return len(self.records)
+
+    def clipped_fraction(self) -> float:
+        """Share of all optimiser steps, over all seeds, whose norm exceeded the threshold."""
+        norms = np.concatenate([r.grad_norm for r in self.records])
+        return float(np.mean(norms > self.config.clip))
+
+
+def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval (95 % for z = 1.96) for a success probability, k of n."""
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def unique_suffix_length(X: torch.Tensor) -> int:
+    """The fewest last characters that already tell every sequence of X (n, T, C) apart."""
+    chars = X.argmax(-1)
+    for k in range(1, chars.shape[1] + 1):
+        if len({tuple(row) for row in chars[:, -k:].tolist()}) == len(chars):
+            return k
+    raise ValueError("some sequences are identical")
 
 
 def initial_grad_norms(run: RememberFirstRun) -> torch.Tensor:
-    """‖∂L/∂h_t‖ for t = 1 .. T of the untrained model on the test set, (T,) (one backward)."""
-    model, data = run.setup()
+    """‖∂L/∂h_t‖ for t = 1 .. T of every seed's untrained model on its test set, (S, T)."""
+    model, data = run.setup_stack()
     return per_step_grad_norms(model, data.X_test, data.y_test)
 
 
-def clipping_runs(seeds=CLIPPING_SEEDS) -> dict[float | None, list[TrainRecord]]:
-    """Every `CLIPPING` configuration (threshold θ or None) trained from each seed."""
-    return {theta: [replace(run, seed=s).run()[2] for s in seeds]
-            for theta, run in CLIPPING.items()}
+def decay_per_step(norms: torch.Tensor) -> np.ndarray:
+    """The average factor per step back, (‖∂L/∂h_1‖ / ‖∂L/∂h_T‖)^{1/(T−1)}, per row of (S, T)."""
+    ratio = (norms[..., 0] / norms[..., -1]).double().numpy()
+    return ratio ** (1 / (norms.shape[-1] - 1))
+
+
+# 33.4: the same network and recipe at growing lengths, with a clipping guard; T = 50 again with
+# fresh data every epoch; float64 controls; an orthogonal start as a remedy inside the simple RNN.
+GUARD = 5.0
+REMEMBER_FIRST = {T: RememberFirstRun(T, clip=GUARD) for T in (5, 10, 20, 30, 40, 50)}
+REMEMBER_FIRST_FRESH = RememberFirstRun(50, clip=GUARD, fresh_data=True)
+REMEMBER_FIRST_FLOAT64 = {"fixed": replace(REMEMBER_FIRST[40], dtype="float64"),
+                          "fresh": replace(REMEMBER_FIRST_FRESH, dtype="float64")}
+REMEMBER_FIRST_ORTHOGONAL = replace(REMEMBER_FIRST_FRESH, orthogonal=True)
+
+# 33.5: the 33.4 recipe without its guard (spikes happen by themselves); then plain SGD with a
+# large step, with and without clipping, and its controls.
+UNGUARDED = {T: replace(REMEMBER_FIRST[T], clip=None) for T in (10, 20, 30)}
+CLIPPING = {theta: RememberFirstRun(20, epochs=40, lr=1.0, optimizer="sgd", clip=theta)
+            for theta in (None, 1.0, 0.3)}
+CLIPPING_SMALL_LR = RememberFirstRun(20, epochs=40, lr=0.1, optimizer="sgd")
+
+# 33.6: T = 20 with the 33.4 recipe (guard included), truncated after K steps.
+TRUNCATION = {K: replace(REMEMBER_FIRST[20], K=K) for K in (None, 20, 10, 5)}
+
+
+def _run(config: RememberFirstRun) -> Runs:
+    return config.run()
+
+
+def run_all(configs: dict) -> dict:
+    """`config.run()` for every configuration of {key: RememberFirstRun}, on all CPUs at once:
+    one worker process per CPU (up to one per configuration), each on one thread. The results
+    are those of `config.run()`, bit for bit (each run is seeded and independent)."""
+    workers = min(len(configs), os.cpu_count() or 1)
+    if workers <= 1:
+        return {key: config.run() for key, config in configs.items()}
+    # longest first, so that the last run to start is a short one
+    order = sorted(configs, key=lambda k: -configs[k].T * configs[k].epochs)
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {key: pool.submit(_run, configs[key]) for key in order}
+        return {key: futures[key].result() for key in configs}

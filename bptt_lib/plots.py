@@ -92,115 +92,143 @@ def jacobian_norms_figure(cases: dict) -> Figure:
 
 
 # ---------------------------------------------------------------------------------------------
-# 33.4–33.6 (the experiment pages)
+# 33.4–33.6 (the experiment pages): every configuration over its seeds. Curves are drawn per
+# seed, faintly, with the median on top; finals are drawn as one dot per seed.
+# Figures are laid out for the page's column (7 in wide, at most two panels side by side).
 # ---------------------------------------------------------------------------------------------
 
 _RUN_COLORS = (BLUE, GREEN, AMBER, PURPLE, RED, BURGUNDY)
+COLUMN = 7.0  # inches: the width of the book's text column at the style's dpi
 
 
 def _chance(ax, level, label="chance"):
     ax.axhline(level, color=GRAY, ls="--", lw=1.2, label=label)
 
 
-def _train_test_bars(ax, labels, train_acc, test_acc, chance):
-    """Grouped bars: final train (light) and test (solid) accuracy per run, labelled in %."""
-    x = np.arange(len(labels))
-    for dx, accs, kw in ((-0.2, train_acc, dict(color=GRAY, alpha=0.45, label="train")),
-                         (0.2, test_acc, dict(color=BLUE, label="test"))):
-        bars = ax.bar(x + dx, accs, width=0.4, **kw)
-        ax.bar_label(bars, [f"{a:.0%}" for a in accs], fontsize=7, padding=2)
-    _chance(ax, chance)
-    ax.set(xticks=x, xticklabels=labels, ylim=(0, 1.12), ylabel="final accuracy")
-    ax.legend(loc="upper right", fontsize=9)
+def _seed_curves(ax, curves, color, label, *, log=False, lw=2.2, ls="-"):
+    """One faint line per seed and the median over seeds on top (seeds that stopped early,
+    by divergence, end where they stopped). curves: a list of 1-D sequences."""
+    plot = ax.semilogy if log else ax.plot
+    for c in curves:
+        plot(np.arange(len(c)), c, color=color, lw=0.8, alpha=0.25)
+    n = min(len(c) for c in curves)
+    plot(np.arange(n), np.median([c[:n] for c in curves], axis=0), color=color, lw=lw, ls=ls,
+         label=label)
 
 
-def remember_first_figure(records: dict, chance_loss: float, chance_acc: float) -> Figure:
-    """Training loss and test accuracy per epoch for each T, and final train vs test accuracy.
+def _seed_dots(ax, x, values, color, *, hollow=False, label=None, spread=0.25):
+    """Final values of every seed as dots around x, spread sideways so that none hides another."""
+    offsets = np.linspace(-spread, spread, len(values)) if len(values) > 1 else [0.0]
+    ax.scatter(np.asarray(x) + offsets, values, s=26, zorder=3, label=label,
+               facecolors="none" if hollow else color, edgecolors=color, linewidths=1.2)
 
-    records: {T: TrainRecord}.
+
+def _legend_below(ax, ncol):
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=ncol, frameon=False)
+
+
+def remember_first_figure(runs: dict, chance_acc: float) -> Figure:
+    """Top: final test accuracy (filled) and train accuracy (hollow) of every seed for each T,
+    with the number of seeds that solve. Bottom: test accuracy per epoch, median over seeds.
+
+    runs: {T: experiments.Runs}.
     """
-    fig, (ax_loss, ax_acc, ax_bar) = plt.subplots(1, 3, figsize=(15, 4.3))
-    for (T, rec), color in zip(records.items(), _RUN_COLORS, strict=False):
-        ax_loss.plot(rec.loss, color=color, lw=1.5, label=f"T = {T}")
-        ax_acc.plot(rec.test_acc, color=color, lw=1.5, label=f"T = {T}")
-    _chance(ax_loss, chance_loss, r"chance, $\ln 8$")
-    _chance(ax_acc, chance_acc)
-    ax_loss.set(title="Training loss", xlabel="epoch", ylabel="cross-entropy")
-    ax_acc.set(title="Test accuracy", xlabel="epoch", ylabel="accuracy", ylim=(0, 1.05))
-    ax_loss.legend(fontsize=9, loc="center right")
-    ax_acc.legend(fontsize=9, loc="center right")
-    _train_test_bars(ax_bar, [str(T) for T in records],
-                     [rec.train_acc[-1] for rec in records.values()],
-                     [rec.test_acc[-1] for rec in records.values()], chance_acc)
-    ax_bar.set(title="Final accuracy: train vs test", xlabel="sequence length T")
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(COLUMN, 7.4), height_ratios=[1, 1])
+    for i, (T, r) in enumerate(runs.items()):
+        _seed_dots(top, i - 0.15, r.final("train_acc"), GRAY, hollow=True, spread=0.12,
+                   label="train" if i == 0 else None)
+        _seed_dots(top, i + 0.15, r.final("test_acc"), BLUE, spread=0.12,
+                   label="test" if i == 0 else None)
+        top.text(i, 1.08, f"{r.n_solved}/{r.n}", ha="center", fontsize=10, color=BLUE_DARK)
+        _seed_curves(bottom, [rec.test_acc for rec in r.records], _RUN_COLORS[i], f"T = {T}")
+    _chance(top, chance_acc)
+    top.set(xticks=range(len(runs)), xticklabels=[str(T) for T in runs], ylim=(0, 1.16),
+            xlabel="sequence length T", ylabel="final accuracy",
+            title="Every seed's final accuracy (above: seeds that solve)")
+    top.legend(loc="lower left")
+    _chance(bottom, chance_acc)
+    bottom.set(title="Test accuracy per epoch (median over seeds; seeds faint)",
+               xlabel="epoch", ylabel="test accuracy", ylim=(0, 1.05))
+    _legend_below(bottom, ncol=4)
     fig.tight_layout()
     return fig
 
 
-def per_step_norms_figure(initial: dict, before, after, T: int) -> Figure:
-    """‖∂L/∂h_t‖ against t on a log axis. Left: untrained networks, one line per length
-    (initial: {T: (T,) norms}). Right: one length T before and after training."""
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.3), sharey=True)
+def per_step_norms_figure(initial: dict, T: int, before, after) -> Figure:
+    """‖∂L/∂h_t‖ against t on a log axis, one line per seed and the median. Top: the untrained
+    networks for each length (initial: {T: (S, T) norms}). Bottom: length T with fresh data,
+    before and after training ((S, T) each)."""
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(COLUMN, 7.4))
     for (length, norms), color in zip(initial.items(), _RUN_COLORS, strict=False):
-        left.semilogy(np.arange(1, length + 1), norms, color=color, lw=1.8, label=f"T = {length}")
-    steps = np.arange(1, T + 1)
-    right.semilogy(steps, before, color=RED, lw=1.8, label="untrained")
-    right.semilogy(steps, after, color=BURGUNDY, lw=1.8, ls="--", label="after training")
-    left.set(title="Untrained networks", ylabel=r"$\|\partial L / \partial h_t\|$")
-    right.set(title=f"T = {T}, fresh data every epoch")
-    for ax in (left, right):
-        ax.set_xlabel("time step t (the target is $x_1$, at t = 1)")
-        ax.legend(fontsize=9)
+        _seed_curves(top, norms.numpy(), color, f"T = {length}", log=True)
+    _seed_curves(bottom, before.numpy(), RED, "untrained", log=True)
+    _seed_curves(bottom, after.numpy(), BURGUNDY, "after training", log=True, ls="--")
+    top.set(title="Untrained networks", ylabel=r"$\|\partial L / \partial h_t\|$")
+    bottom.set(title=f"T = {T}, fresh data every epoch", ylabel=r"$\|\partial L / \partial h_t\|$")
+    for ax in (top, bottom):
+        ax.set_xlabel("time step t − 1 (the target is $x_1$, at t = 1)")
+    _legend_below(top, ncol=3)
+    bottom.legend(loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def spike_figure(record, median_norm: float, chance_acc: float) -> Figure:
+    """One seed's run with a gradient spike: ‖g‖ per step (top) and test accuracy per epoch."""
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(COLUMN, 5.6))
+    top.semilogy(record.grad_norm, color=RED, lw=0.8)
+    top.axhline(median_norm, color=GRAY, ls=":", lw=1.2, label="median over the run")
+    top.set(title=r"Gradient norm $\|g\|$ per Adam step (one seed)", xlabel="step",
+            ylabel=r"$\|g\|$")
+    top.legend(loc="upper left")
+    bottom.plot(record.test_acc, color=BLUE, lw=1.8)
+    _chance(bottom, chance_acc)
+    bottom.set(title="Test accuracy per epoch (the same seed)", xlabel="epoch",
+               ylabel="test accuracy", ylim=(0, 1.05))
     fig.tight_layout()
     return fig
 
 
 def clipping_figure(runs: dict, chance_loss: float) -> Figure:
-    """Loss per epoch and gradient norm before clipping per step for the first seed, and the
-    final loss of every seed. runs: {θ or None: [TrainRecord per seed]}."""
-    fig, (ax_loss, ax_norm, ax_final) = plt.subplots(1, 3, figsize=(15, 4.3),
-                                                     width_ratios=[1, 1.3, 0.9])
-    colors = (RED, AMBER, GREEN)
-    labels = [("no clipping" if theta is None else rf"clip $\theta$ = {theta:g}") for theta in runs]
-    n_seeds = len(next(iter(runs.values())))
-    x = np.arange(n_seeds)
-    width = 0.8 / len(runs)
-    for i, ((theta, recs), color, label) in enumerate(zip(runs.items(), colors, labels,
-                                                          strict=True)):
-        ax_loss.plot(recs[0].loss, color=color, lw=1.6, label=label)
-        ax_norm.semilogy(recs[0].grad_norm, color=color, lw=1, alpha=0.85, label=label)
-        if theta is not None:
-            ax_norm.axhline(theta, color=color, ls=":", lw=1.2)
-        ax_final.bar(x + (i - (len(runs) - 1) / 2) * width, [r.loss[-1] / chance_loss
-                                                             for r in recs],
-                     width=width, color=color, label=label)
-    _chance(ax_loss, chance_loss, r"chance, $\ln 8$")
-    ax_final.axhline(1, color=GRAY, ls="--", lw=1.2, label="chance")
-    ax_loss.set(title="Training loss (seed 0)", xlabel="epoch", ylabel="cross-entropy")
-    ax_norm.set(title=r"Gradient norm $\|g\|$ before clipping (seed 0)", xlabel="SGD step",
-                ylabel=r"$\|g\|$ (dotted: $\theta$)")
-    ax_final.set(title="Final loss, every seed", xlabel="seed", xticks=x,
-                 ylabel=r"final loss / $\ln 8$")
-    for ax in (ax_loss, ax_norm, ax_final):
-        ax.legend(fontsize=9)
+    """Top: training loss per epoch (median over seeds, seeds faint) for each setting. Bottom:
+    every seed's final loss, as a multiple of ln 8. runs: {label: experiments.Runs}."""
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(COLUMN, 7.0))
+    colors = (RED, AMBER, GREEN, PURPLE, BLUE)
+    for i, ((label, r), color) in enumerate(zip(runs.items(), colors, strict=False)):
+        _seed_curves(top, [rec.loss for rec in r.records], color, label, log=True)
+        _seed_dots(bottom, i, r.final("loss") / chance_loss, color)
+    _chance(top, chance_loss, r"chance, $\ln 8$")
+    top.set(title="Training loss per epoch (median over seeds)", xlabel="epoch",
+            ylabel="cross-entropy")
+    _legend_below(top, ncol=3)
+    bottom.axhline(1, color=GRAY, ls="--", lw=1.2)
+    bottom.set(title=r"Every seed's final loss / $\ln 8$ (dashed: chance)", yscale="log",
+               xticks=range(len(runs)), xticklabels=[k.replace(", ", "\n") for k in runs])
     fig.tight_layout()
     return fig
 
 
-def truncation_figure(records: dict, T: int, chance_loss: float, chance_acc: float) -> Figure:
-    """Training loss per epoch and final train vs test accuracy for each truncation length.
-    records: {K or None: TrainRecord}; None is full BPTT."""
-    fig, (ax_loss, ax_bar) = plt.subplots(1, 2, figsize=(12, 4.3))
-    labels = ["full BPTT" if K is None else f"K = {K}" for K in records]
-    for (K, rec), label, color, ls in zip(records.items(), labels, (BLUE, GREEN, AMBER, RED),
-                                          ("-", ":", "-", "-"), strict=True):
-        ax_loss.plot(rec.loss, color=color, lw=4 if K is None else 1.8, ls=ls, label=label,
-                     alpha=0.5 if K is None else 1)
-    _chance(ax_loss, chance_loss, r"chance, $\ln 8$")
-    ax_loss.set(title=f"Training loss, T = {T}", xlabel="epoch", ylabel="cross-entropy")
-    ax_loss.legend(fontsize=9, loc="center right")
-    _train_test_bars(ax_bar, labels, [rec.train_acc[-1] for rec in records.values()],
-                     [rec.test_acc[-1] for rec in records.values()], chance_acc)
-    ax_bar.set(title="Final accuracy: train vs test", xlabel="truncation")
+def truncation_figure(runs: dict, chance_acc: float) -> Figure:
+    """Top: test accuracy per epoch for each truncation length (median, seeds faint). Bottom:
+    every seed's final train (hollow) and test (filled) accuracy. runs: {K or None: Runs}."""
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(COLUMN, 7.0))
+    labels = ["full BPTT" if K is None else f"K = {K}" for K in runs]
+    styles = zip((BLUE, GREEN, AMBER, RED), ("-", ":", "-", "-"), (4.0, 2.2, 2.2, 2.2),
+                 strict=False)
+    for i, (r, label, (color, ls, lw)) in enumerate(zip(runs.values(), labels, styles,
+                                                         strict=False)):
+        _seed_curves(top, [rec.test_acc for rec in r.records], color, label, lw=lw, ls=ls)
+        _seed_dots(bottom, i - 0.15, r.final("train_acc"), GRAY, hollow=True, spread=0.12,
+                   label="train" if i == 0 else None)
+        _seed_dots(bottom, i + 0.15, r.final("test_acc"), color, spread=0.12,
+                   label="test" if i == 0 else None)
+    for ax in (top, bottom):
+        _chance(ax, chance_acc)
+    top.set(title="Test accuracy per epoch (median over seeds)", xlabel="epoch",
+            ylabel="test accuracy", ylim=(0, 1.05))
+    _legend_below(top, ncol=5)
+    bottom.set(title="Every seed's final accuracy", xticks=range(len(runs)), xticklabels=labels,
+               ylabel="final accuracy", ylim=(0, 1.05))
+    bottom.legend(loc="lower left")
     fig.tight_layout()
     return fig

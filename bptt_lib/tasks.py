@@ -6,7 +6,7 @@ Given a sequence x_1 .. x_T of random one-hot characters, predict x_1 after read
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -29,7 +29,11 @@ def remember_first(n_samples: int, T: int, n_classes: int = 8, *, seed: int = 0,
 
 @dataclass(frozen=True)
 class RememberFirstSplit:
-    """Train and test sets of the remember-first task for one sequence length T."""
+    """Train and test sets of the remember-first task for one sequence length T.
+
+    A stack of S splits (`RememberFirstSplit.stack`) has S-first tensors, X_train (S, n, T, C),
+    and a tuple of seeds.
+    """
 
     T: int
     n_classes: int
@@ -37,7 +41,7 @@ class RememberFirstSplit:
     y_train: torch.Tensor
     X_test: torch.Tensor
     y_test: torch.Tensor
-    seed: int
+    seed: int | tuple[int, ...]
 
     @classmethod
     def make(cls, T: int, *, n_train: int = 512, n_test: int = 512, n_classes: int = 8,
@@ -47,10 +51,29 @@ class RememberFirstSplit:
         X_te, y_te = remember_first(n_test, T, n_classes, seed=2 * seed + 1)
         return cls(T, n_classes, X_tr, y_tr, X_te, y_te, seed)
 
+    @classmethod
+    def stack(cls, splits: list[RememberFirstSplit]) -> RememberFirstSplit:
+        """The splits of one T, stacked along a new first axis (one per seed)."""
+        first = splits[0]
+        if any((s.T, s.n_classes) != (first.T, first.n_classes) for s in splits):
+            raise ValueError("only splits of the same T and number of classes stack")
+        tensors = (torch.stack([getattr(s, k) for s in splits])
+                   for k in ("X_train", "y_train", "X_test", "y_test"))
+        return cls(first.T, first.n_classes, *tensors, tuple(s.seed for s in splits))
+
+    def to(self, dtype: torch.dtype) -> RememberFirstSplit:
+        """The same split with its inputs in `dtype` (e.g. torch.float64)."""
+        return replace(self, X_train=self.X_train.to(dtype), X_test=self.X_test.to(dtype))
+
     def fresh_train(self, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
         """A new training set for `epoch`, the same size, never equal to the test set's stream."""
-        return remember_first(len(self.y_train), self.T, self.n_classes,
+        if isinstance(self.seed, tuple):
+            X, y = zip(*(replace(self, X_train=self.X_train[i], seed=s).fresh_train(epoch)
+                         for i, s in enumerate(self.seed)), strict=True)
+            return torch.stack(X), torch.stack(y)
+        X, y = remember_first(self.y_train.shape[-1], self.T, self.n_classes,
                               seed=10_000 * (self.seed + 1) + epoch)
+        return X.to(self.X_train.dtype), y
 
 
 class RememberFirstRNN(nn.Module):
@@ -58,7 +81,11 @@ class RememberFirstRNN(nn.Module):
 
     Parameters carry the chapter's names: W_x (n_h, C), W_h (n_h, n_h), b_h (n_h,),
     W_y (C, n_h), b_y (C,). Initialised like torch.nn.RNN: U(−1/√n_h, 1/√n_h).
+    A stack of S networks (`RememberFirstRNN.stack`) has S-first parameters, W_h (S, n_h, n_h),
+    and runs on S-first inputs, X (S, B, T, C): one batched computation for S training runs.
     """
+
+    PARAM_NAMES = ("W_x", "W_h", "b_h", "W_y", "b_y")
 
     def __init__(self, n_classes: int = 8, hidden_size: int = 32):
         super().__init__()
@@ -72,24 +99,35 @@ class RememberFirstRNN(nn.Module):
         for p in self.parameters():
             nn.init.uniform_(p, -bound, bound)
 
+    @classmethod
+    def stack(cls, models: list[RememberFirstRNN]) -> RememberFirstRNN:
+        """One network holding the parameters of `models` stacked along a new first axis."""
+        stacked = cls.__new__(cls)
+        nn.Module.__init__(stacked)
+        stacked.hidden_size = models[0].hidden_size
+        for name in cls.PARAM_NAMES:
+            value = torch.stack([getattr(m, name).detach() for m in models])
+            setattr(stacked, name, nn.Parameter(value))
+        return stacked
+
     def hidden_states(self, X: torch.Tensor, K: int | None = None) -> list[torch.Tensor]:
-        """h_0 .. h_T for X: (B, T, C), each (B, n_h).
+        """h_0 .. h_T for X: (B, T, C), each (B, n_h); for a stack, X (S, B, T, C) → (S, B, n_h).
 
         With K, truncated BPTT: the state is detached after every K steps, so no gradient
         flows back further than the start of its chunk of K steps.
         """
-        h = X.new_zeros(X.shape[0], self.hidden_size)
+        h = X.new_zeros(*X.shape[:-2], self.hidden_size)
         hs = [h]
-        for t in range(X.shape[1]):
+        for t in range(X.shape[-2]):
             if K is not None and t > 0 and t % K == 0:
                 h = h.detach()
-            h = torch.tanh(h @ self.W_h.T + X[:, t] @ self.W_x.T + self.b_h)
+            h = torch.tanh(h @ self.W_h.mT + X[..., t, :] @ self.W_x.mT + self.b_h[..., None, :])
             hs.append(h)
         return hs
 
     def forward(self, X: torch.Tensor, K: int | None = None) -> torch.Tensor:
-        """Logits (B, C) for the first character, read out from h_T."""
-        return self.hidden_states(X, K)[-1] @ self.W_y.T + self.b_y
+        """Logits (B, C) for the first character, read out from h_T ((S, B, C) for a stack)."""
+        return self.hidden_states(X, K)[-1] @ self.W_y.mT + self.b_y[..., None, :]
 
 
 def per_step_grad_norms(model: RememberFirstRNN, X: torch.Tensor,
@@ -97,9 +135,11 @@ def per_step_grad_norms(model: RememberFirstRNN, X: torch.Tensor,
     """‖∂L/∂h_t‖ for t = 1 .. T from a single backward pass (not one probe per step).
 
     X: (B, T, C), y: (B,). L is the mean cross-entropy; the norm is over the whole batch.
-    Returns a (T,) tensor. Leaves the model's .grad untouched.
+    Returns a (T,) tensor; for a stack, X (S, B, T, C), y (S, B) → (S, T), one L per network.
+    Leaves the model's .grad untouched.
     """
     hs = model.hidden_states(X)[1:]
-    loss = F.cross_entropy(hs[-1] @ model.W_y.T + model.b_y, y)
-    grads = torch.autograd.grad(loss, hs)
-    return torch.stack([g.norm() for g in grads])
+    logits = hs[-1] @ model.W_y.mT + model.b_y[..., None, :]
+    losses = F.cross_entropy(logits.flatten(0, -2), y.flatten(), reduction="none")
+    grads = torch.autograd.grad(losses.view(y.shape).mean(-1).sum(), hs)
+    return torch.stack([g.flatten(-2).norm(dim=-1) for g in grads], dim=-1)

@@ -92,10 +92,18 @@ def adam(params: list[torch.nn.Parameter], lr: float, betas=(0.9, 0.999),
     return step
 
 
+def accuracies(model: RememberFirstRNN, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Fraction of sequences whose first character the model predicts, per network.
+
+    X: (..., B, T, C), y: (..., B) → (...): a scalar for one network, (S,) for a stack.
+    """
+    with torch.no_grad():
+        return (model(X).argmax(-1) == y).float().mean(-1)
+
+
 def accuracy(model: RememberFirstRNN, X: torch.Tensor, y: torch.Tensor) -> float:
     """Fraction of sequences whose first character the model predicts. X: (B, T, C), y: (B,)."""
-    with torch.no_grad():
-        return (model(X).argmax(-1) == y).float().mean().item()
+    return accuracies(model, X, y).item()
 
 
 def train(model: RememberFirstRNN, data: RememberFirstSplit, *, epochs: int,
@@ -142,3 +150,129 @@ def train(model: RememberFirstRNN, data: RememberFirstSplit, *, epochs: int,
         rec.train_acc.append(accuracy(model, X, y))
         rec.test_acc.append(accuracy(model, data.X_test, data.y_test))
     return rec
+
+
+def seed_grad_norms(parameters: list[torch.nn.Parameter]) -> torch.Tensor:
+    """‖g‖₂ of each network of a stack, over all its parameters' gradients together: (S,)."""
+    per_param = [torch.linalg.vector_norm(p.grad.flatten(1), dim=1) for p in parameters]
+    return torch.linalg.vector_norm(torch.stack(per_param, dim=1), dim=1)
+
+
+@torch.no_grad()
+def stack_hidden_states(model: RememberFirstRNN, xs: torch.Tensor) -> torch.Tensor:
+    """h_0 .. h_T of a stack of S networks, (T+1, S, B, n_h), for xs: (T, S, B, C), time first:
+    `model.hidden_states` without autograd's bookkeeping, for training and evaluation."""
+    us = xs @ model.W_x.mT + model.b_h[:, None, :]          # u_t = W_x x_t + b_h, (T, S, B, n_h)
+    hs = xs.new_empty(len(xs) + 1, *us.shape[1:])
+    hs[0] = 0
+    for t in range(len(xs)):                                # h_t = tanh(W_h h_{t−1} + u_t)
+        torch.baddbmm(us[t], hs[t], model.W_h.mT, out=hs[t + 1]).tanh_()
+    return hs
+
+
+def stack_accuracies(model: RememberFirstRNN, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """`accuracies` of a stack, X: (S, B, T, C), y: (S, B) → (S,), by `stack_hidden_states`."""
+    h_T = stack_hidden_states(model, X.permute(2, 0, 1, 3))[-1]
+    logits = torch.baddbmm(model.b_y[:, None, :], h_T, model.W_y.mT)
+    return (logits.argmax(-1) == y).float().mean(-1)
+
+
+@torch.no_grad()
+def stack_loss_and_grads(model: RememberFirstRNN, xs: torch.Tensor, y: torch.Tensor,
+                         K: int | None = None) -> torch.Tensor:
+    """Each network's mean cross-entropy at step T and its gradients, by hand: BPTT.
+
+    model: a stack of S networks; xs: (T, S, B, C), time first; y: (S, B). Sets every
+    parameter's .grad and returns the losses (S,). With K, the δ recursion stops at the start of
+    the last chunk of K steps, exactly where `hidden_states(X, K)` detaches h. Tested against
+    autograd.
+    """
+    W_x, W_h, b_h, W_y, b_y = (getattr(model, k) for k in model.PARAM_NAMES)
+    T, S, B, C = xs.shape
+
+    def summed(a, b):  # Σ_t a_tᵀ b_t over time and batch: (T, S, B, m), (T, S, B, n) → (S, m, n)
+        return (a.flatten(0, 1).mT @ b.flatten(0, 1)).view(T, S, a.shape[-1], -1).sum(0)
+
+    hs = stack_hidden_states(model, xs)
+    log_p = torch.baddbmm(b_y[:, None, :], hs[T], W_y.mT).log_softmax(-1)  # (S, B, C)
+    rows, cols = torch.arange(S)[:, None], torch.arange(B)
+    losses = -log_p[rows, cols, y].mean(1)
+    dy = log_p.exp()                                        # δ^y = (softmax − onehot(y)) / B
+    dy[rows, cols, y] -= 1
+    dy /= B
+    W_y.grad, b_y.grad = dy.mT @ hs[T], dy.sum(1)
+    dzs = torch.empty_like(hs[1:])                          # δ^z_t = ∂L/∂z_t, t = 1 .. T
+    first = 0 if K is None else (T - 1) // K * K            # the last chunk starts at step first+1
+    dzs[:first] = 0                                         # (truncated: no gradient before it)
+    dh = dy @ W_y                                           # δ^h_T
+    for t in range(T, first, -1):                           # backward: the δ recursion
+        torch.addcmul(dh, dh * hs[t], hs[t], value=-1, out=dzs[t - 1])  # δ^h_t ⊙ (1 − h_t²)
+        dh = dzs[t - 1] @ W_h                               # δ^h_{t−1} = W_hᵀ δ^z_t
+    W_h.grad = summed(dzs, hs[:-1])                         # Σ_t δ^z_t h_{t−1}ᵀ
+    W_x.grad = summed(dzs, xs)                              # Σ_t δ^z_t x_tᵀ
+    b_h.grad = dzs.sum((0, 2))
+    return losses
+
+
+def train_stack(model: RememberFirstRNN, data: RememberFirstSplit, *, epochs: int,
+                lr: float = 5e-3, optimizer: str = "adam", batch_size: int | None = 64,
+                K: int | None = None, clip: float | None = None,
+                fresh_data: bool = False) -> list[TrainRecord]:
+    """`train` for a stack of S networks at once (`RememberFirstRNN.stack`), on a stack of
+    splits (`RememberFirstSplit.stack`, whose seeds also seed each run's shuffling).
+
+    Each network gets what `train` would give it (its own loss, its own norm, clipping
+    `clip_grad_norm(clip)` by that norm, its own Adam state, its own divergence), up to
+    rounding: the gradients come from `stack_loss_and_grads`. Returns one TrainRecord each.
+    """
+    if optimizer not in ("adam", "sgd"):
+        raise ValueError(f"optimizer must be 'adam' or 'sgd', got {optimizer!r}")
+    if K is not None and K < 1:
+        raise ValueError(f"truncation length K must be >= 1, got {K}")
+    if clip is not None and not clip > 0:
+        raise ValueError(f"clipping threshold must be positive, got {clip}")
+    params = list(model.parameters())
+    update = (adam if optimizer == "adam" else sgd)(params, lr)
+    shuffles = [torch.Generator().manual_seed(s) for s in data.seed]
+    S = len(shuffles)
+    recs = [TrainRecord() for _ in range(S)]
+    alive = [True] * S
+    rows = torch.arange(S)[:, None]
+    for epoch in range(epochs):
+        X, y = data.fresh_train(epoch) if fresh_data else (data.X_train, data.y_train)
+        xs = X.permute(2, 0, 1, 3)                          # (T, S, n, C), time first
+        n = y.shape[1]
+        order = torch.stack([torch.randperm(n, generator=g) for g in shuffles])
+        step = n if batch_size is None else batch_size
+        total = torch.zeros(S, dtype=torch.float64)
+        for start in range(0, n, step):
+            idx = order[:, start:start + step]
+            losses = stack_loss_and_grads(model, xs[:, rows, idx], y[rows, idx], K)
+            norms = seed_grad_norms(params)
+            if clip is not None:
+                scale = (clip / (norms + 1e-6)).clamp(max=1.0)  # as torch's clip_grad_norm_
+                for p in params:
+                    p.grad.mul_(scale.view(S, *[1] * (p.dim() - 1)))
+            for rec, norm, live in zip(recs, norms.tolist(), alive, strict=True):
+                if live:
+                    rec.grad_norm.append(norm)
+            update()
+            total += losses.double() * idx.shape[1]
+        finite = torch.isfinite(total / n)
+        for p in params:
+            finite &= torch.isfinite(p.detach().flatten(1)).all(1)
+        train_acc, test_acc = (stack_accuracies(model, X, y).tolist(),
+                               stack_accuracies(model, data.X_test, data.y_test).tolist())
+        for s, rec in enumerate(recs):
+            if not alive[s]:
+                continue
+            if not finite[s]:
+                rec.diverged_at, alive[s] = epoch, False
+                rec.loss.append(math.nan)
+                continue
+            rec.loss.append(float(total[s]) / n)
+            rec.train_acc.append(train_acc[s])
+            rec.test_acc.append(test_acc[s])
+        if not any(alive):
+            break
+    return recs
