@@ -38,10 +38,13 @@ site: $(STAMP)
 exercises: $(STAMP)
 	for a in $$(ls solutions); do PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/nbgrader generate_assignment $$a --force || exit 1; done
 
-## Lint, then run the whole test suite (library, book claims, grading pipeline, built site).
+## Lint, then run the whole test suite (library, book claims, grading pipeline, built site),
+## then the book's claims again under torch's portable CPU kernels (other rounding, other runs).
+CLAIMS := tests/test_claims_experiments.py tests/test_claims_theory.py
 test: $(STAMP) sysdeps
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+	ATEN_CPU_CAPABILITY=default $(BIN)/python -m pytest $(CLAIMS)
 
 ## Benchmarks (grading per notebook, class throughput, book build, experiment): prints a table.
 ## Needs root and bubblewrap like the tests; about 25 minutes on 2 cores.

@@ -19,8 +19,10 @@ from .experiments import (
     CHANCE_ACC,
     CHANCE_LOSS,
     at_chance,
+    biggest_spike,
     decay_per_step,
     initial_grad_norms,
+    initial_radii,
     solves,
 )
 
@@ -171,12 +173,107 @@ def _orthogonal_start_helps(r):
     return (ortho <= default or default > 0) and f"{ortho} vs {default} seeds solve"
 
 
-def initial_radii(config) -> tuple[np.ndarray, np.ndarray]:
-    """ρ(W_h) and σ_max(W_h) of every seed's untrained network, (S,) each."""
-    from .jacobians import spectral_norm, spectral_radius
-
-    W = [config.setup(s)[0].W_h.detach().double().numpy() for s in config.seeds]
-    return (np.array([spectral_radius(w) for w in W]), np.array([spectral_norm(w) for w in W]))
 
 
-__all__ = ["CHANCE_ACC", "Claim", "ClaimError", "REMEMBER_FIRST", "check_all", "initial_radii"]
+# --- 33.5 ------------------------------------------------------------------------------------
+
+CLIPPING: list[Claim] = []
+_claim = _registry("33.5", CLIPPING)
+
+
+@_claim("Without the guard, gradient spikes happen by themselves: in some run at T = 20 or 30 "
+        "the largest norm is over 100 times the run's median.")
+def _spikes_happen(r):
+    ratios = [max(rec.grad_norm) / np.median(rec.grad_norm)
+              for T in (20, 30) for rec in r["unguarded", T].records]
+    return max(ratios) <= 100 and f"largest norm / median {_seeds(ratios)}"
+
+
+@_claim("With the guard, more runs solve T = 20 and T = 30 than without it.")
+def _guard_helps(r):
+    guarded = sum(r["guarded", T].n_solved for T in (20, 30))
+    unguarded = sum(r["unguarded", T].n_solved for T in (20, 30))
+    return guarded <= unguarded and f"{guarded} guarded vs {unguarded} unguarded runs solve"
+
+
+@_claim("One unguarded run solved the task, spiked, and lost it (the illustrated seed).")
+def _a_spike_loses_the_task(r):
+    drops = [biggest_spike(r["unguarded", T].records)[2] for T in (20, 30)]
+    return max(drops) < 0.2 and f"largest drop in test accuracy after a spike {_seeds(drops)}"
+
+
+@_claim("Without clipping, SGD at η = 1 ends worse than guessing in every seed.")
+def _sgd_explodes(r):
+    final = r["sgd", None].final("loss")
+    return not (final > CHANCE_LOSS).all() and f"final loss / ln 8 {_seeds(final / CHANCE_LOSS)}"
+
+
+def _peaks(runs) -> np.ndarray:
+    return np.array([np.nanmax(rec.loss) for rec in runs.records]) / CHANCE_LOSS
+
+
+@_claim("With a ten times smaller step and no clipping nothing blows up: the loss stays below "
+        "1.1 ln 8 in every seed.")
+def _small_step_is_stable(r):
+    peaks = _peaks(r["sgd small step", None])
+    return not (peaks < 1.1).all() and f"peak loss / ln 8 {_seeds(peaks)}"
+
+
+@_claim("Clipped at θ = 1 or 0.3, no seed diverges and the loss stays below 1.5 ln 8.")
+def _clipping_is_stable(r):
+    bad = {theta: _seeds(_peaks(r["sgd", theta])) for theta in (1.0, 0.3)
+           if any(rec.diverged_at is not None for rec in r["sgd", theta].records)
+           or not (_peaks(r["sgd", theta]) < 1.5).all()}
+    return bad and f"peak loss / ln 8 {bad}"
+
+
+@_claim("Clipped at θ = 0.3, most seeds end below ln 8.")
+def _tight_clipping_learns(r):
+    final = r["sgd", 0.3].final("loss")
+    return 2 * (final < CHANCE_LOSS).sum() <= len(final) and f"final / ln 8 {_seeds(final)}"
+
+
+@_claim("Clipping does not stop the gradient from exploding: in every clipped seed the norm "
+        "before clipping exceeds 10 θ; and most steps are clipped.")
+def _clipping_caps_most_steps(r):
+    for theta in (1.0, 0.3):
+        runs = r["sgd", theta]
+        peaks = [max(rec.grad_norm) for rec in runs.records]
+        if min(peaks) <= 10 * theta:
+            return f"θ = {theta}: largest norms {_seeds(peaks)}"
+        if runs.clipped_fraction() <= 0.5:
+            return f"θ = {theta}: {runs.clipped_fraction():.0%} of steps clipped"
+    return None
+
+
+# --- 33.6 ------------------------------------------------------------------------------------
+
+TRUNCATION: list[Claim] = []
+_claim = _registry("33.6", TRUNCATION)
+
+
+@_claim("K ≥ T is full BPTT, bit for bit, in every seed; most seeds solve it.")
+def _truncation_at_T_is_full_bptt(r):
+    T = r[None].config.T
+    same = [a.loss == b.loss and a.grad_norm == b.grad_norm and a.test_acc == b.test_acc
+            for a, b in zip(r[None].records, r[T].records, strict=True)]
+    if not all(same):
+        return f"seeds differing: {[i for i, s in enumerate(same) if not s]}"
+    return 2 * r[None].n_solved <= r[None].n and f"{r[None].n_solved} seeds solve"
+
+
+@_claim("K = 5: test accuracy at chance in every seed, training accuracy higher "
+        "(memorisation).")
+def _short_truncation_memorises(r):
+    test, train = r[5].final("test_acc"), r[5].final("train_acc")
+    if not all(at_chance(a) for a in test):
+        return f"test accuracies {_seeds(test)}"
+    return (not np.median(train) > np.median(test) + 0.2
+            and f"train {_seeds(train)} vs test {_seeds(test)}")
+
+
+@_claim("K = 10: partly learned, the median test accuracy above chance and below full BPTT's.")
+def _medium_truncation_partly_learns(r):
+    mid, full = np.median(r[10].final("test_acc")), np.median(r[None].final("test_acc"))
+    return (not CHANCE_ACC + 0.1 < mid < full - 0.1
+            and f"median test accuracy {mid:.3f} (full BPTT {full:.3f})")
