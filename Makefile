@@ -2,6 +2,7 @@
 # Both create/refresh the virtual environment .venv from requirements.lock by themselves.
 
 PYTHON ?= python3.11
+SITE_OUT ?= .
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
@@ -14,9 +15,12 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
-## Build the chapter (student edition) from a clean state; warnings and cell errors fail it.
+## Build the chapter (student edition) from a clean state; warnings and cell errors fail it, and
+## so does a claim of the prose that its runs contradict (bptt_lib.claims). The pages' training
+## runs are kept in _build/experiments for the other edition and the tests (bptt_lib.experiments).
+export BPTT_EXPERIMENT_CACHE = $(abspath $(SITE_OUT))/_build/experiments
 book: $(STAMP)
-	rm -rf _build/html
+	rm -rf _build/html $(BPTT_EXPERIMENT_CACHE)
 	$(BIN)/jupyter-book build . --all -W -n --keep-going
 
 ## Instructor edition (worked solutions shown) into _build/instructor/_build/html.
@@ -25,13 +29,13 @@ book-instructor: $(STAMP)
 	BPTT_EDITION=instructor $(BIN)/jupyter-book build . --all -W -n --keep-going --path-output _build/instructor
 
 ## Both editions into $(SITE_OUT)/_build/{html,instructor/_build/html}, each executing every page
-## afresh, so that the two builds also show the numbers are reproducible (tests/test_site.py):
-## what the site tests (tests/conftest.py) build when the site is missing or stale.
-SITE_OUT ?= .
+## and training every run afresh (no experiment cache for the second), so that the two builds
+## also show the numbers are reproducible (tests/test_site.py): what the site tests
+## (tests/conftest.py) build when the site is missing or stale.
 site: $(STAMP)
-	rm -rf $(SITE_OUT)/_build/html $(SITE_OUT)/_build/instructor
+	rm -rf $(SITE_OUT)/_build/html $(SITE_OUT)/_build/instructor $(BPTT_EXPERIMENT_CACHE)
 	$(BIN)/jupyter-book build . --all -W -n --keep-going --path-output $(SITE_OUT)
-	BPTT_EDITION=instructor \
+	BPTT_EDITION=instructor BPTT_EXPERIMENT_CACHE= \
 	  $(BIN)/jupyter-book build . --all -W -n --keep-going --path-output $(SITE_OUT)/_build/instructor
 
 ## Regenerate the student release exercises/ from solutions/ (commit both).

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -374,15 +376,49 @@ def _run(config: RememberFirstRun) -> Runs:
     return config.run()
 
 
+CACHE = "BPTT_EXPERIMENT_CACHE"  # environment: a directory to keep finished runs in (optional)
+
+
+def _cache_path(config: RememberFirstRun) -> Path | None:
+    """Where a finished run of `config` is kept: named by everything that decides its numbers
+    (the configuration, this library's source, torch's version and CPU kernels)."""
+    if not os.environ.get(CACHE):
+        return None
+    key = hashlib.sha256(repr(config).encode())
+    for part in (torch.__version__, torch.backends.cpu.get_cpu_capability(),
+                 os.environ.get("ATEN_CPU_CAPABILITY", "")):
+        key.update(part.encode())
+    for source in sorted(Path(__file__).parent.glob("*.py")):
+        key.update(source.read_bytes())
+    return Path(os.environ[CACHE]) / f"{key.hexdigest()[:40]}.pt"
+
+
 def run_all(configs: dict) -> dict:
     """`config.run()` for every configuration of {key: RememberFirstRun}, on all CPUs at once:
-    one worker process per CPU (up to one per configuration), each on one thread. The results
-    are those of `config.run()`, bit for bit (each run is seeded and independent)."""
-    workers = min(len(configs), os.cpu_count() or 1)
+    one worker process per CPU, each on one thread. The results are those of `config.run()`,
+    bit for bit (each run is seeded and independent).
+
+    With $BPTT_EXPERIMENT_CACHE set, finished runs are kept there and reused by later calls
+    (the pages of one build, both editions, the tests after it), under a name that changes
+    with anything that could change their numbers.
+    """
+    paths = {key: _cache_path(config) for key, config in configs.items()}
+    results = {key: torch.load(path, weights_only=False) for key, path in paths.items()
+               if path is not None and path.exists()}
+    todo = {key: config for key, config in configs.items() if key not in results}
+    workers = min(len(todo), os.cpu_count() or 1)
     if workers <= 1:
-        return {key: config.run() for key, config in configs.items()}
-    # longest first, so that the last run to start is a short one
-    order = sorted(configs, key=lambda k: -configs[k].T * configs[k].epochs)
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {key: pool.submit(_run, configs[key]) for key in order}
-        return {key: futures[key].result() for key in configs}
+        results.update({key: config.run() for key, config in todo.items()})
+    else:  # longest first, so that the last run to start is a short one
+        order = sorted(todo, key=lambda k: -todo[k].T * todo[k].epochs)
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            futures = {key: pool.submit(_run, todo[key]) for key in order}
+            results.update({key: future.result() for key, future in futures.items()})
+    for key in todo:
+        if paths[key] is not None:
+            paths[key].parent.mkdir(parents=True, exist_ok=True)
+            partial = paths[key].with_suffix(f".{os.getpid()}.partial")
+            torch.save(results[key], partial)
+            partial.replace(paths[key])
+    return {key: results[key] for key in configs}

@@ -15,6 +15,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+BUILD = Path(os.environ.get("BPTT_SITE_OUT", ROOT)).resolve() / "_build"
+# the training runs the site build kept (bptt_lib.experiments.run_all), reused where valid
+os.environ.setdefault("BPTT_EXPERIMENT_CACHE", str(BUILD / "experiments"))
 SITE_SOURCES = ("_config.yml", "_toc.yml", "book", "bptt_lib", "exercises", "Makefile")
 
 
@@ -34,7 +37,7 @@ def _newest_source_mtime() -> float:
 
 @pytest.fixture(scope="session")
 def site() -> Site:
-    out = Path(os.environ.get("BPTT_SITE_OUT", ROOT)).resolve() / "_build"
+    out = BUILD
     built = Site(out / "html", out / "instructor" / "_build" / "html")
     stamp = out / ".site-built"   # written only after both editions built without a warning
     outputs = [stamp, built.student / ".buildinfo", built.instructor / ".buildinfo"]

@@ -1,0 +1,73 @@
+"""The experiments of 33.4–33.6 under each of torch's CPU kernels; prints a table.
+
+    .venv/bin/python benchmarks/capabilities.py [--capabilities native avx2 default]
+
+torch picks its CPU kernels by instruction set (ATEN_CPU_CAPABILITY forces a lower one), and the
+kernels round differently, so the same seed can train to a different outcome. For every
+configuration of the three pages the table shows how many seeds solve the task (final test
+accuracy >= experiments.SOLVED) under each capability, the median final test accuracy, and
+whether every claim of the page (bptt_lib.claims) holds.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+PAGES = {"33.4": ("REMEMBER_FIRST_PAGE", "REMEMBER_FIRST"), "33.5": ("CLIPPING_PAGE", "CLIPPING"),
+         "33.6": ("TRUNCATION", "TRUNCATION")}
+
+WORKER = """
+import json, sys
+import numpy as np
+import torch
+from bptt_lib import claims, experiments
+out = {"capability": torch.backends.cpu.get_cpu_capability(), "pages": {}}
+for page, (configs, claim_list) in json.loads(sys.argv[1]).items():
+    runs = experiments.run_all(getattr(experiments, configs))
+    false = []
+    for claim in getattr(claims, claim_list):
+        try:
+            claim.check(runs)
+        except claims.ClaimError:
+            false.append(claim.name)
+    out["pages"][page] = {"runs": {str(k): [r.n_solved, r.n, float(np.median(r.final("test_acc")))]
+                                   for k, r in runs.items()}, "false": false}
+print(json.dumps(out))
+"""
+
+
+def measure(capability: str) -> dict:
+    env = dict(os.environ)
+    if capability != "native":
+        env["ATEN_CPU_CAPABILITY"] = capability
+    done = subprocess.run([sys.executable, "-c", WORKER, json.dumps(PAGES)], env=env,
+                          capture_output=True, text=True, check=True)
+    return json.loads(done.stdout)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--capabilities", nargs="+", default=["native", "avx2", "default"])
+    args = p.parse_args()
+    results = {c: measure(c) for c in args.capabilities}
+    heads = [f"{c} ({results[c]['capability']})" for c in args.capabilities]
+    print("| page | configuration | " + " | ".join(heads) + " |")
+    print("|---|---|" + "---|" * len(heads))
+    first = results[args.capabilities[0]]["pages"]
+    for page, info in first.items():
+        for key in info["runs"]:
+            cells = []
+            for c in args.capabilities:
+                solved, n, median = results[c]["pages"][page]["runs"][key]
+                cells.append(f"{solved}/{n} solve, median {median:.0%}")
+            print(f"| {page} | {key} | " + " | ".join(cells) + " |")
+        false = [", ".join(results[c]["pages"][page]["false"]) or "all hold"
+                 for c in args.capabilities]
+        print(f"| {page} | claims | " + " | ".join(false) + " |")
+
+
+if __name__ == "__main__":
+    main()
