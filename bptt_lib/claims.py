@@ -212,6 +212,12 @@ def _peaks(runs) -> np.ndarray:
     return np.array([np.nanmax(rec.loss) for rec in runs.records]) / CHANCE_LOSS
 
 
+@_claim("SGD starts from the default weights, with ρ(W_h) below 1 in every seed.")
+def _sgd_starts_below_one(r):
+    rho, _ = initial_radii(r["sgd", None].config)
+    return not (rho < 1).all() and f"ρ {_seeds(rho)}"
+
+
 @_claim("With a ten times smaller step and no clipping nothing blows up: the loss stays below "
         "1.1 ln 8 in every seed.")
 def _small_step_is_stable(r):
@@ -234,16 +240,22 @@ def _tight_clipping_learns(r):
 
 
 @_claim("Clipping does not stop the gradient from exploding: in every clipped seed the norm "
-        "before clipping exceeds 10 θ; and most steps are clipped.")
-def _clipping_caps_most_steps(r):
+        "before clipping exceeds 3 θ; and it acts on a large share of the steps (over 25 %).")
+def _clipping_caps_many_steps(r):
     for theta in (1.0, 0.3):
         runs = r["sgd", theta]
         peaks = [max(rec.grad_norm) for rec in runs.records]
-        if min(peaks) <= 10 * theta:
+        if min(peaks) <= 3 * theta:
             return f"θ = {theta}: largest norms {_seeds(peaks)}"
-        if runs.clipped_fraction() <= 0.5:
+        if runs.clipped_fraction() <= 0.25:
             return f"θ = {theta}: {runs.clipped_fraction():.0%} of steps clipped"
     return None
+
+
+@_claim("The guard of 33.4 leaves ordinary steps alone: it clips under 10 % of them.")
+def _guard_clips_few_steps(r):
+    fractions = [r["guarded", T].clipped_fraction() for T in (20, 30)]
+    return max(fractions) >= 0.1 and f"clipped fractions {_seeds(fractions)}"
 
 
 # --- 33.6 ------------------------------------------------------------------------------------
