@@ -107,13 +107,14 @@ def _chance(ax, level, label="chance"):
 
 def _seed_curves(ax, curves, color, label, *, log=False, lw=2.2, ls="-"):
     """One faint line per seed and the median over seeds on top (seeds that stopped early,
-    by divergence, end where they stopped). curves: a list of 1-D sequences."""
+    by divergence, end where they stopped). curves: a list of 1-D sequences, drawn against
+    1, 2, … (epochs, or time steps t)."""
     plot = ax.semilogy if log else ax.plot
     for c in curves:
-        plot(np.arange(len(c)), c, color=color, lw=0.8, alpha=0.25)
+        plot(np.arange(1, len(c) + 1), c, color=color, lw=0.8, alpha=0.25)
     n = min(len(c) for c in curves)
-    plot(np.arange(n), np.median([c[:n] for c in curves], axis=0), color=color, lw=lw, ls=ls,
-         label=label)
+    plot(np.arange(1, n + 1), np.median([c[:n] for c in curves], axis=0), color=color, lw=lw,
+         ls=ls, label=label)
 
 
 def _seed_dots(ax, x, values, color, *, hollow=False, label=None, spread=0.25):
@@ -166,7 +167,7 @@ def per_step_norms_figure(initial: dict, T: int, before, after) -> Figure:
     top.set(title="Untrained networks", ylabel=r"$\|\partial L / \partial h_t\|$")
     bottom.set(title=f"T = {T}, fresh data every epoch", ylabel=r"$\|\partial L / \partial h_t\|$")
     for ax in (top, bottom):
-        ax.set_xlabel("time step t − 1 (the target is $x_1$, at t = 1)")
+        ax.set_xlabel("time step t (the target is $x_1$, at t = 1)")
     _legend_below(top, ncol=3)
     bottom.legend(loc="lower right")
     fig.tight_layout()
