@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from string import Template
 
 import numpy as np
 
@@ -45,8 +46,11 @@ class SigmaSweep:
         return float(self.sigmas[n - 1]) if n else float("nan")
 
 
-def sigma_sweep(sigmas, *, T: int = 100, n_h: int = 32, input_scale: float = 0.5,
-                seed: int = 0) -> SigmaSweep:
+SIGMAS = np.arange(5, 41) / 10  # σ_max = 0.5, 0.6, …, 4.0
+
+
+def sigma_sweep(sigmas=SIGMAS, *, T: int = 100, n_h: int = 32,
+                input_scale: float = 0.5, seed: int = 0) -> SigmaSweep:
     """Measure the Jacobian-product norms along h_t = tanh(W_h h_{t−1} + u_t),
     u_t ~ N(0, input_scale²), for W_h = the same random matrix scaled to each σ_max."""
     sigmas = np.asarray(sigmas, dtype=float)
@@ -68,29 +72,29 @@ def sweep_widget_html(sweep: SigmaSweep, *, sigma: float = 0.9, dom_id: str = "s
             "log_norms": np.log10(sweep.norms).round(3).tolist(),
             "log_bound": np.log10(sweep.bound).round(3).tolist()}
     start = int(np.abs(sweep.sigmas - sigma).argmin())
-    return (_WIDGET.replace("$ID", dom_id).replace("$DATA", json.dumps(data))
-            .replace("$START", str(start)).replace("$T", str(sweep.T))
-            .replace("$BLUE", BLUE).replace("$GRAY", GRAY).replace("$PAPER", PAPER))
+    return _WIDGET.substitute(ID=dom_id, DATA=json.dumps(data), LAST=len(sweep.sigmas) - 1,
+                              START=start, T=sweep.T, BLUE=BLUE, GRAY=GRAY, PAPER=PAPER)
 
 
-_WIDGET = """\
+_WIDGET = Template("""\
 <div id="$ID" class="sigma-sweep" style="background:$PAPER;color:#1f2937;padding:0.6em 0.8em;
  border-radius:4px;font-family:sans-serif;font-size:15px">
 <label style="display:block">σ<sub>max</sub>(W<sub>h</sub>) =
  <output name="sigma"></output> (ρ(W<sub>h</sub>) = <output name="rho"></output>)
- <input type="range" name="sigma" min="0" max="0" step="1" value="$START" style="width:100%"
+ <input type="range" name="sigma" min="0" max="$LAST" step="1" value="$START" style="width:100%"
   aria-label="largest singular value of W_h"></label>
 <label style="display:block">steps back T = <output name="T"></output>
  <input type="range" name="T" min="2" max="$T" step="1" value="$T" style="width:100%"
   aria-label="number of steps back"></label>
-<svg viewBox="0 0 640 380" width="100%" role="img" style="display:block"
+<svg viewBox="0 0 640 390" width="100%" role="img" style="display:block"
  aria-label="Jacobian-product norm and its bound against the number of steps back, log scale">
  <g class="grid"></g>
  <polyline class="bound" fill="none" stroke="$GRAY" stroke-width="2.5" stroke-dasharray="8 5"/>
  <polyline class="measured" fill="none" stroke="$BLUE" stroke-width="3"/>
- <text x="360" y="362" text-anchor="middle" font-size="16" fill="#1f2937">steps back t − k</text>
+ <text x="350" y="382" text-anchor="middle" font-size="16" fill="#1f2937">steps back t − k</text>
  <text transform="translate(16 180) rotate(-90)" text-anchor="middle" font-size="16"
-  fill="#1f2937">‖∂h_t / ∂h_k‖₂ (log scale)</text>
+  fill="#1f2937">‖∂h<tspan baseline-shift="sub" font-size="12">t</tspan> / ∂h<tspan
+  baseline-shift="sub" font-size="12">k</tspan>‖₂ (log scale)</text>
  <g font-size="15" fill="#1f2937"><line x1="430" x2="462" y1="22" y2="22" stroke="$BLUE"
   stroke-width="3"/><text x="468" y="27">measured</text><line x1="430" x2="462" y1="44" y2="44"
   stroke="$GRAY" stroke-width="2.5" stroke-dasharray="8 5"/><text x="468" y="49">bound
@@ -104,7 +108,6 @@ _WIDGET = """\
   const data = $DATA;
   const root = document.getElementById("$ID");
   const [sigmaIn, tIn] = root.querySelectorAll("input");
-  sigmaIn.max = data.sigmas.length - 1;
   const svg = root.querySelector("svg"), ns = "http://www.w3.org/2000/svg";
   const L = 78, R = 620, TOP = 14, B = 330;
   function el(name, attrs, text) {
@@ -126,7 +129,7 @@ _WIDGET = """\
     const grid = svg.querySelector(".grid");
     grid.replaceChildren();
     const every = Math.ceil((hi - lo) / 8);
-    for (let d = lo; d <= hi; d += every) {
+    for (let d = Math.ceil(lo / every) * every; d <= hi; d += every) {
       grid.append(el("line", {x1: L, x2: R, y1: y(d), y2: y(d), stroke: "#d1d5db",
                               "stroke-width": d === 0 ? 2 : 1}));
       const label = el("text", {x: L - 8, y: y(d) + 5, "text-anchor": "end",
@@ -152,4 +155,4 @@ _WIDGET = """\
   draw();
 })();
 </script>
-"""
+""")

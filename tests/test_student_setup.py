@@ -12,7 +12,6 @@ import subprocess
 import sys
 import urllib.request
 import zipfile
-from pathlib import Path
 
 import pytest
 from test_browser import browser, local_only, servers  # noqa: F401  (fixtures)
@@ -50,7 +49,8 @@ print(json.dumps({"ran": ran, "stop": stop}))
 
 @pytest.fixture(scope="module")
 def page(browser, servers):  # noqa: F811
-    """The Exercises page as a student's browser shows it: (install command, notebook URLs)."""
+    """The Exercises page as a student's browser shows it:
+    (the site's URL, the install command, the notebooks' URLs)."""
     base, blocked = servers["student"], []
     context = browser.new_context()
     local_only(context, blocked)
@@ -61,7 +61,7 @@ def page(browser, servers):  # noqa: F811
         "a.download[href$='.ipynb']", "links => links.map(a => a.href)")
     context.close()
     assert not blocked, blocked
-    return command, notebooks
+    return base, command, notebooks
 
 
 @pytest.fixture(scope="module")
@@ -83,17 +83,17 @@ def test_the_wheel_holds_the_library_only(site):
         assert f"bptt_lib/{module}.py" in names, module
 
 
-def test_the_page_gives_one_install_command(page, servers):
-    command, notebooks = page
+def test_the_page_gives_one_install_command(page):
+    base, command, notebooks = page
     words = shlex.split(command)
     assert words[:2] == ["pip", "install"], command
     wheel = [w for w in words if w.endswith(".whl")]
-    assert wheel == [f"{servers['student']}/downloads/" + wheel[0].rsplit("/", 1)[1]], command
+    assert wheel == [f"{base}/downloads/" + wheel[0].rsplit("/", 1)[1]], command
     assert [url.rsplit("/", 1)[1] for url in notebooks] == [f"{a}.ipynb" for a in ASSIGNMENTS]
 
 
 def test_downloaded_notebooks_run_in_a_fresh_venv(page, fresh_venv, tmp_path):
-    command, notebooks = page
+    _, command, notebooks = page
     install = subprocess.run([str(fresh_venv), "-m", *shlex.split(command)],
                              capture_output=True, text=True)
     assert install.returncode == 0, install.stderr[-3000:]
@@ -122,7 +122,7 @@ def test_downloaded_notebooks_run_in_a_fresh_venv(page, fresh_venv, tmp_path):
 @pytest.mark.xfail(strict=True, reason="missing-library message in the notebooks' set-up cell: "
                                        "proposed to the grading engineer, not yet in solutions/")
 def test_setup_cell_without_the_library_says_what_to_install(page, tmp_path):
-    _, notebooks = page
+    *_, notebooks = page
     bare = tmp_path / "bare"
     subprocess.run([sys.executable, "-m", "venv", str(bare)], check=True)
     for url in notebooks:
