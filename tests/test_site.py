@@ -22,8 +22,9 @@ ROOT = Path(__file__).resolve().parents[1]
 EXERCISES_MD = ROOT / "book" / "exercises.md"
 ASSIGNMENTS = ("ex33_1_wx_gradient", "ex33_2_linear_rnn", "ex33_3_hidden_size",
                "ex33_4_manual_bptt", "ex33_5_norm_rescaling")
-# The seed chapter's figures, regenerated at build time, each a labelled <figure>.
-FIGURES = {"book/unrolling": 1, "book/vanishing_exploding": 1, "book/remember_first": 2,
+# The seed chapter's figures and the computational graph (33.1), drawn at build time, each a
+# labelled <figure>.
+FIGURES = {"book/unrolling": 2, "book/vanishing_exploding": 1, "book/remember_first": 2,
            "book/clipping": 1, "book/truncated_bptt": 1}
 
 pytestmark = pytest.mark.slow
