@@ -1,10 +1,10 @@
 """The chapter's look: its colour palette and one matplotlib style every figure uses.
 
-The palette is Okabe & Ito's colour-blind-safe one (the names say roughly which colour each is;
-BURGUNDY is Tol's "wine"), and figures are opaque, on the paper colour, so that they stay legible
-on the site's dark theme too. In a notebook, `use_style` also makes every figure's PNG record its
-smallest text size in pixels (`MIN_FONT_KEY`), which the site's browser test compares with the
-size at which the image is shown.
+The palette's colours stay apart for colour-blind readers (tests/test_style.py simulates
+protanopia, deuteranopia and tritanopia), and figures are opaque, on the paper colour, so that
+they stay legible on the site's dark theme too. In a notebook, `use_style` also makes every
+figure's PNG record its smallest text size in pixels (`MIN_FONT_KEY`), which the site's browser
+test compares with the size at which the image is shown.
 """
 
 from __future__ import annotations
@@ -13,23 +13,22 @@ import matplotlib as mpl
 import matplotlib.style  # noqa: F401  (makes mpl.style available without pyplot)
 from matplotlib.text import Text
 
-BLUE = "#0072B2"
-BLUE_DARK = "#005A8C"
-GREEN = "#009E73"
-GREEN_LIGHT = "#56B4E9"
-AMBER = "#E69F00"
-RED = "#D55E00"
-BURGUNDY = "#882255"
-PURPLE = "#CC79A7"
+BLUE = "#3b82f6"
+BLUE_DARK = "#2563eb"
+GREEN = "#059669"
+GREEN_LIGHT = "#10b981"
+AMBER = "#d97706"
+RED = "#dc2626"
+BURGUNDY = "#8c2f39"
+PURPLE = "#7c3aed"
 GRAY = "#6b7280"
 PAPER = "#FAF8F0"
-PALETTE = (BLUE, RED, GREEN, AMBER, PURPLE, BURGUNDY, GREEN_LIGHT)
+PALETTE = (BLUE, RED, GREEN, AMBER, PURPLE, BURGUNDY, GRAY)  # the colour cycle, in order
 
 STYLE = {
     "figure.facecolor": PAPER,
     "axes.facecolor": PAPER,
     "savefig.facecolor": PAPER,
-    "savefig.transparent": False,
     "font.size": 11,
     "axes.titleweight": "bold",
     "axes.prop_cycle": mpl.cycler(color=list(PALETTE)),
