@@ -56,7 +56,7 @@ def page(browser, servers):  # noqa: F811
     local_only(context, blocked)
     tab = context.new_page()
     tab.goto(f"{base}/book/exercises.html", wait_until="load")
-    command = tab.inner_text("#install-command")
+    command = tab.inner_text(".install-command pre")
     notebooks = tab.eval_on_selector_all(
         "a.download[href$='.ipynb']", "links => links.map(a => a.href)")
     context.close()

@@ -119,8 +119,11 @@ class InstallCommand(SphinxDirective):
             raise self.error("install-command: no bptt_lib wheel was built (no pyproject.toml)")
         up = "../" * self.env.docname.count("/")
         href = f"{up}{WHEEL_DIR}/{wheel}"
-        html = (f'<div class="highlight-bash notranslate"><div class="highlight">'
-                f'<pre id="install-command">pip install <a class="wheel-url" href="{href}">'
+        # sphinx-copybutton gives each <pre> an id of its own: the block is named by its class;
+        # the URL may be longer than the column, so the line wraps rather than being cut off
+        html = (f'<div class="highlight-bash notranslate install-command"><div class="highlight">'
+                f'<pre style="white-space: pre-wrap; overflow-wrap: anywhere">'
+                f'pip install <a class="wheel-url" href="{href}">'
                 f'{href}</a> jupyterlab</pre></div></div>\n'
                 "<script>document.querySelectorAll('a.wheel-url').forEach("
                 "a => { a.textContent = a.href; });</script>")
