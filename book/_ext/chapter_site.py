@@ -67,13 +67,13 @@ def configure(app, config):
     config.hide_solutions = edition() == "student"
     app.tags.add(edition())
     config.html_copy_source = False
-    config.html_theme_options = {**config.html_theme_options, "use_download_button": False}
+    launch = dict(config.html_theme_options.get("launch_buttons", {}))
+    app.chapter_hub = (launch.pop("jupyterhub_url", "") or "").rstrip("/")  # ours, not the theme's
+    config.html_theme_options = {**config.html_theme_options, "use_download_button": False,
+                                 "launch_buttons": launch}
     config.html_context = {**config.html_context, "default_mode": "light"}
     config.mathjax_path = f"mathjax/{MATHJAX_ENTRY}"
     config.html_domain_indices = False
-    launch = dict(config.html_theme_options.get("launch_buttons", {}))
-    app.chapter_hub = (launch.pop("jupyterhub_url", "") or "").rstrip("/")
-    config.html_theme_options = {**config.html_theme_options, "launch_buttons": launch}
 
 
 def number_as_chapter(app, env):
@@ -97,6 +97,7 @@ def build_wheel(app):
         shutil.copytree(root / "bptt_lib", Path(scratch) / "bptt_lib",
                         ignore=shutil.ignore_patterns("__pycache__"))
         out = Path(app.outdir) / WHEEL_DIR
+        shutil.rmtree(out, ignore_errors=True)
         run = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
                               "--no-build-isolation", "--wheel-dir", str(out), scratch],
                              capture_output=True, text=True)
