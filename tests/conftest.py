@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SITE_SOURCES = ("_config.yml", "_toc.yml", "book", "bptt_lib", "exercises", "Makefile")
+SITE_SOURCES = ("_config.yml", "_toc.yml", "book", "bptt_lib", "exercises", "Makefile",
+                "pyproject.toml")
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ NotImplementedError). The wheel holds the library only, not the grader's `course
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import subprocess
 import sys
@@ -81,6 +82,12 @@ def test_the_wheel_holds_the_library_only(site):
     for module in ("rnn", "jacobians", "tasks", "training", "checks", "grading",
                    "grading_references"):
         assert f"bptt_lib/{module}.py" in names, module
+    # the page: "Python 3.11 or newer", "with NumPy, matplotlib and PyTorch 2.13.0"
+    metadata = zipfile.ZipFile(wheels[0]).read(
+        wheels[0].name.split("-py3")[0] + ".dist-info/METADATA").decode()
+    assert "Requires-Python: >=3.11" in metadata
+    requires = set(re.findall(r"^Requires-Dist: (.+)$", metadata, re.M))
+    assert requires == {"numpy", "matplotlib", "torch==2.13.0"}, requires
 
 
 def test_the_page_gives_one_install_command(page):
