@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 BUILD = Path(os.environ.get("BPTT_SITE_OUT", ROOT)).resolve() / "_build"
 # the training runs the site build kept (bptt_lib.experiments.run_all), reused where valid
 os.environ.setdefault("BPTT_EXPERIMENT_CACHE", str(BUILD / "experiments"))
-SITE_SOURCES = ("_config.yml", "_toc.yml", "book", "bptt_lib", "exercises", "Makefile")
+SITE_SOURCES = ("_config.yml", "_toc.yml", "book", "bptt_lib", "exercises", "Makefile",
+                "pyproject.toml")
 
 
 @dataclass(frozen=True)

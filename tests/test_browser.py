@@ -125,3 +125,135 @@ def test_page_renders_offline(browser, servers, edition, name):
         assert seen["typeset"] >= seen["math"]
     assert not seen["merrors"], f"{name}: {seen['merrors']} MathJax errors"
     assert not seen["rawTex"], f"{name}: raw TeX delimiters left in the text"
+
+
+# --- reading: figure text size, opaque figures, listings within the column, the widget --------
+
+MIN_TEXT_PX = 9   # the smallest legible text, in CSS pixels as shown
+LEAD_PAGES = ("book/remember_first", "book/clipping", "book/truncated_bptt", "book/looking_ahead")
+# Figures of 33.4–33.6, which the lead is laying out again: they may fail the legibility check
+# until then. The lead removes each entry when its figure passes.
+FIGURES_BEING_RELAID = {"fig-remember-first", "fig-per-step-gradient", "fig-clipping",
+                        "fig-truncated-bptt"}
+# Listings and code cells wider than the column, in what the lead is rewriting: the code cells
+# of the pages 33.4–33.6, and the listings (by caption) that the theory pages show from the
+# library files the lead is rewriting.
+LISTINGS_BEING_REWRITTEN = {"bptt_lib/experiments.py", "bptt_lib/tasks.py"}
+READING = r"""() => {
+  const images = [...document.querySelectorAll('article img')].map(i => ({
+    figure: (i.closest('figure') || {}).id || null, src: i.getAttribute('src'),
+    scale: i.getBoundingClientRect().width / i.naturalWidth}));
+  const listings = [...document.querySelectorAll('article pre')].map(p => {
+    const caption = p.closest('.literal-block-wrapper')?.querySelector('.caption-text');
+    return {name: caption ? caption.textContent : p.textContent.split('\n')[0],
+            overflow: p.scrollWidth - p.clientWidth};
+  });
+  const svgText = [...document.querySelectorAll('article svg text, article svg tspan')].map(t => {
+    const svg = t.closest('svg');
+    const scale = svg.getBoundingClientRect().width / svg.viewBox.baseVal.width;
+    return {text: t.textContent, px: parseFloat(getComputedStyle(t).fontSize) * scale};
+  });
+  return {images, listings, svgText};
+}"""
+
+
+def excused_or_fail(failures: dict, excused, reason: str):
+    """Fail on any failure not in `excused`; xfail when only excused ones fail."""
+    unexcused = {k: v for k, v in failures.items() if k not in excused}
+    assert not unexcused, unexcused
+    if failures:
+        pytest.xfail(f"{reason}: {sorted(failures)}")
+
+
+@pytest.fixture(scope="module")
+def reading(browser, servers):
+    """What READING measures on every student page at the test viewport, by page."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    local_only(context, blocked := [])
+    tab = context.new_page()
+    seen = {}
+    for name in toc_pages():
+        tab.goto(f"{servers['student']}/{name}.html", wait_until="load")
+        tab.evaluate(INSPECT)
+        seen[name] = tab.evaluate(READING)
+    context.close()
+    assert not blocked, blocked
+    return seen
+
+
+@pytest.mark.parametrize("name", toc_pages())
+def test_figure_text_is_legible_and_figures_are_opaque(site, reading, name):
+    """Every figure's smallest text (recorded in its PNG by bptt_lib.style) is at least
+    MIN_TEXT_PX as shown, and figures are opaque (legible on the dark theme too)."""
+    from PIL import Image
+
+    from bptt_lib.style import MIN_FONT_KEY
+
+    too_small = {}
+    for image in reading[name]["images"]:
+        png = Image.open((site.student / name).parent / image["src"])
+        assert png.getextrema()[-1][0] == 255, f"{name}: {image['src']} is not opaque"
+        assert MIN_FONT_KEY in png.text, f"{name}: {image['src']} not drawn with use_style"
+        shown = float(png.text[MIN_FONT_KEY]) * image["scale"]
+        if shown < MIN_TEXT_PX:
+            too_small[image["figure"] or image["src"]] = round(shown, 1)
+    for text in reading[name]["svgText"]:
+        assert text["px"] >= MIN_TEXT_PX, f"{name}: SVG text {text['text']!r} at {text['px']} px"
+    excused_or_fail(too_small, FIGURES_BEING_RELAID, "33.4–33.6 figures being relaid by lead")
+
+
+@pytest.mark.parametrize("name", toc_pages())
+def test_listings_fit_the_column(reading, name):
+    wide = {listing["name"]: listing["overflow"] for listing in reading[name]["listings"]
+            if listing["overflow"] > 0}
+    excused = set(wide) if name in LEAD_PAGES else LISTINGS_BEING_REWRITTEN
+    excused_or_fail(wide, excused, "33.4–33.6 code and library listings being rewritten by lead")
+
+
+WIDGET = "#sigma-sweep"
+WIDGET_STATE = r"""(root) => {
+  const pts = sel => root.querySelector(sel).getAttribute('points').trim().split(' ')
+    .map(p => p.split(',').map(Number));
+  return {sigma: +root.querySelector('output[name=sigma]').value,
+          T: +root.querySelector('output[name=T]').value,
+          measured: pts('.measured'), bound: pts('.bound'),
+          readout: root.querySelector('.readout').textContent};
+}"""
+
+
+def test_interactive_figure_redraws_offline(browser, servers):
+    """33.3's widget: the sliders redraw the plot, without network; at every σ_max shown the
+    measured norms lie under the bound (larger SVG y is lower), and for σ_max < 1 both fall."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    local_only(context, blocked := [])
+    tab = context.new_page()
+    errors = []
+    tab.on("pageerror", lambda e: errors.append(str(e)))
+    tab.goto(f"{servers['student']}/book/vanishing_exploding.html", wait_until="load")
+    widget = tab.locator(WIDGET)
+    states = [widget.evaluate(WIDGET_STATE)]
+    sigma = widget.locator("input[name=sigma]")
+    for key in ["ArrowRight"] * 5 + ["End", "Home"]:
+        sigma.press(key)
+        states.append(widget.evaluate(WIDGET_STATE))
+    widget.locator("input[name=T]").fill("20")
+    states.append(widget.evaluate(WIDGET_STATE))
+    ARTIFACTS.mkdir(exist_ok=True)
+    widget.screenshot(path=ARTIFACTS / "widget-sigma-sweep.png")
+    tab.evaluate("document.documentElement.dataset.theme = 'dark'")
+    widget.screenshot(path=ARTIFACTS / "widget-sigma-sweep-dark.png")
+    context.close()
+
+    assert not blocked and not errors, (blocked, errors)
+    sigmas = [s["sigma"] for s in states]
+    assert sigmas[:7] == pytest.approx([0.9, 1.0, 1.1, 1.2, 1.3, 1.4, 4.0]), sigmas
+    assert sigmas[7] == sigmas[8] == 0.5 and states[8]["T"] == 20
+    for before, after in zip(states, states[1:], strict=False):
+        assert after["measured"] != before["measured"] and after["readout"] != before["readout"]
+    for state in states:
+        assert len(state["measured"]) == len(state["bound"]) == state["T"]
+        for (x1, y_measured), (x2, y_bound) in zip(state["measured"], state["bound"], strict=True):
+            assert x1 == x2 and y_measured >= y_bound - 0.1, state["sigma"]
+        if state["sigma"] < 1:
+            ys = [y for _, y in state["measured"]]
+            assert ys[-1] > ys[0], "the norm must fall for σ_max < 1"

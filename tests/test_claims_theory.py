@@ -156,3 +156,67 @@ def test_figures_draw(study):
         np.testing.assert_array_equal(measured.get_ydata(), case.norms)
         np.testing.assert_array_equal(bound.get_ydata(), case.bound)
     plt.close(fig)
+
+
+# --- 33.1: the computational graph: "a single node for each parameter, with an edge to each step
+#     that uses it"; "the chain h_0 → h_1 → ⋯ → h_T is the only path from an early step to a
+#     later loss" ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("T", [1, 3, 6])
+def test_graph_has_one_node_per_parameter_with_an_edge_per_step(T):
+    from bptt_lib.graph import PARAM_COLORS, computational_graph
+
+    graph = computational_graph(T)
+    for name in PARAM_COLORS:
+        assert [int(node[1:]) for node in graph.uses(name)] == list(range(1, T + 1)), name
+    variables = {n for n in graph.nodes if n not in PARAM_COLORS}
+    assert len(variables) == 4 * T + 2                          # x, h, y, ℓ per step; h_0, L
+    between_steps = [(a, b) for a, b in graph.edges
+                     if a in variables and b != "L" and a[1:] != b[1:]]
+    assert between_steps == [(f"h{t - 1}", f"h{t}") for t in range(1, T + 1)]
+    assert {a for a, b in graph.edges if b == "L"} == {f"l{t}" for t in range(1, T + 1)}
+
+
+# --- 33.3, the interactive figure: "the measured norm never crosses the dashed bound"; "below
+#     σ_max = 1 ... below 1e-10 after T steps"; "keeps vanishing ... up to σ_max (ρ above 1) and
+#     only beyond that does the product grow" ---------------------------------------------------
+
+@pytest.fixture(scope="module")
+def sweep():
+    from bptt_lib.interactive import sigma_sweep
+
+    return sigma_sweep()
+
+
+def test_sweep_never_crosses_the_bound(sweep):
+    assert (sweep.norms <= sweep.bound * BOUND_SLACK).all()
+    assert sweep.sigmas[0] < 1 < sweep.sigmas[-1]
+
+
+def test_sweep_vanishes_below_one(sweep):
+    below = sweep.sigmas < 1
+    assert below.sum() >= 4
+    assert (sweep.norms[below, -1] < 1e-10).all()
+    assert (np.diff(np.log(sweep.norms[below]), axis=1) < 0).all()   # falls at every step
+
+
+def test_sweep_vanishes_far_above_one_then_grows(sweep):
+    upto = sweep.vanishes_up_to()
+    at = int(np.flatnonzero(sweep.sigmas == upto)[0])
+    assert (sweep.norms[: at + 1, -1] < 1).all() and sweep.norms[at + 1, -1] >= 1
+    assert upto > 2 and sweep.rhos[at] > 1
+    assert (sweep.bound[sweep.sigmas > 1, -1] > 1).all()            # where the bound allows growth
+
+
+def test_sweep_widget_embeds_the_sweep(sweep):
+    import json
+    import re
+
+    from bptt_lib.interactive import sweep_widget_html
+
+    html = sweep_widget_html(sweep, sigma=0.9)
+    data = json.loads(re.search(r"const data = (\{.*?\});\n", html)[1])
+    assert data["sigmas"] == sweep.sigmas.round(3).tolist()
+    assert np.allclose(data["log_norms"], np.log10(sweep.norms), atol=1e-3)
+    assert 'value="4"' in html and f'max="{sweep.T}"' in html    # starts at σ_max = 0.9, all T
+    assert "http" not in html.replace("http://www.w3.org/2000/svg", "")   # loads nothing

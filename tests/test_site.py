@@ -22,8 +22,9 @@ ROOT = Path(__file__).resolve().parents[1]
 EXERCISES_MD = ROOT / "book" / "exercises.md"
 ASSIGNMENTS = ("ex33_1_wx_gradient", "ex33_2_linear_rnn", "ex33_3_hidden_size",
                "ex33_4_manual_bptt", "ex33_5_norm_rescaling")
-# The seed chapter's figures, regenerated at build time, each a labelled <figure>.
-FIGURES = {"book/unrolling": 1, "book/vanishing_exploding": 1, "book/remember_first": 2,
+# The seed chapter's figures and the computational graph (33.1), drawn at build time, each a
+# labelled <figure>.
+FIGURES = {"book/unrolling": 2, "book/vanishing_exploding": 1, "book/remember_first": 2,
            "book/clipping": 1, "book/truncated_bptt": 1}
 
 pytestmark = pytest.mark.slow
@@ -292,3 +293,70 @@ def test_build_settings_fail_a_bad_page(case, tmp_path):
     else:
         assert run.returncode != 0, f"the build passed despite a {case}"
         assert reason in log, log[-3000:]
+
+
+def test_jupyterhub_setting_adds_the_exercises_launch_button(tmp_path):
+    """`launch_buttons: jupyterhub_url` in _config.yml: the Exercises page (only) gets a launch
+    button opening each exercise notebook on the hub; no page sources are copied for it."""
+    hub = "https://hub.example.edu"
+    config = (ROOT / "_config.yml").read_text()
+    assert 'jupyterhub_url: ""' in config
+    (tmp_path / "_config.yml").write_text(config.replace('jupyterhub_url: ""',
+                                                         f'jupyterhub_url: "{hub}/"'))
+    shutil.copytree(ROOT / "book" / "_ext", tmp_path / "book" / "_ext")
+    shutil.copy(ROOT / "book" / "references.bib", tmp_path / "book")
+    (tmp_path / "book" / "index.md").write_text("# Chapter\n\nText.\n")
+    (tmp_path / "book" / "exercises.md").write_text("# Exercises\n\nText.\n")
+    for name in ASSIGNMENTS[:2]:
+        (tmp_path / "exercises" / name).mkdir(parents=True)
+    (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: book/index\n"
+                                       "chapters:\n  - file: book/exercises\n")
+    run = subprocess.run([str(ROOT / ".venv" / "bin" / "jupyter-book"), "build", ".", "-W", "-n",
+                          "--keep-going"], cwd=tmp_path, capture_output=True, text=True)
+    assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
+    html = tmp_path / "_build" / "html"
+    links = [a["href"] for a in page(html, "book/exercises").select("a[href*='hub.example']")]
+    assert links == [f"{hub}/hub/user-redirect/lab/tree/{n}/{n}.ipynb" for n in ASSIGNMENTS[:2]]
+    assert not page(html, "book/index").select("a[href*='hub.example']")
+    assert not (html / "_sources").exists()
+
+
+def test_default_build_links_no_hub_and_indexes_no_proofs(site):
+    for root in (site.student, site.instructor):
+        assert not list(root.glob("prf-*.html")), "the Proof Index page is built"
+        for name in toc_pages():
+            text = (root / f"{name}.html").read_text()
+            assert "user-redirect" not in text and "prf-prf" not in text, name
+
+
+def test_everything_is_numbered_as_chapter_33(site):
+    """Figures, equations, theorems, algorithms and exercises carry the chapter's number, and
+    references to them say so too."""
+    kinds = {"figure": r"Fig\. 33\.\d+", "equation": r"\(33\.\d+\)",
+             "theorem": r"Theorem 33\.\d+", "algorithm": r"Algorithm 33\.\d+",
+             "exercise": r"Exercise 33\.\d+"}
+    text = " ".join(visible_text(page(site.student, name)) for name in toc_pages())
+    for kind, pattern in kinds.items():
+        assert re.search(pattern, text), f"no {kind} numbered {pattern}"
+    unprefixed = re.findall(r"(?:Fig\.|Theorem|Algorithm|Exercise|Listing|Table) (?!33\.)\d+",
+                            text)
+    assert not unprefixed, unprefixed[:5]
+    numbers = [s.get_text() for name in toc_pages()
+               for s in page(site.student, name).select("span.eqno")]
+    assert numbers and all(re.fullmatch(r"\(33\.\d+\)#?", n.strip()) for n in numbers), numbers[:5]
+
+
+# Pages whose code a reader sees must show the mathematics, not the book's own checks.
+THEORY_PAGES = ("book/index", "book/unrolling", "book/bptt_derivation",
+                "book/vanishing_exploding", "book/exercises")
+
+
+def test_readers_see_no_asserts_or_table_building(site):
+    for name in THEORY_PAGES:
+        for cell in page(site.student, name).select("div.cell"):
+            if "tag_hide-input" in cell.get("class", []):
+                continue
+            for code in cell.select("div.cell_input pre"):
+                source = code.get_text()
+                assert not re.search(r"^\s*assert\b", source, re.M), f"{name}: {source[:80]}"
+                assert "Markdown(" not in source and "glue(" not in source, name

@@ -13,6 +13,21 @@ The edition name is also added as a Sphinx tag (usable with ``{only}``).
 MathJax 3 comes from the ``django-static-mathjax`` wheel (pinned in requirements.lock) and is
 copied into ``_static/mathjax`` after every HTML build, so math typesets without network.
 
+Numbering: every figure, table, listing, equation, theorem, algorithm and exercise is numbered
+as part of chapter 33 ("Fig. 33.1", "(33.7)", "Theorem 33.1"); the domain indices (sphinx-proof's
+orphan "Proof Index" page of raw labels) are not built.
+
+The students' library: the build makes the wheel of ``bptt_lib`` (the library only, from
+``pyproject.toml``; not the grader's ``course_tools``) and serves it at ``downloads/`` of the site;
+the ``{install-command}`` directive shows the one ``pip install`` command for it, with the
+wheel's absolute URL filled in by the reader's browser.
+
+Course JupyterHub: ``launch_buttons: jupyterhub_url`` in ``_config.yml`` (empty by default) gives
+the Exercises page a launch button that opens each exercise notebook on that hub, where
+nbgrader's "Fetch" puts it (``<assignment>/<assignment>.ipynb`` in the student's home). The
+theme's own launch buttons are not used: they would ``git-pull`` the book's repository, solutions
+included, and copy page sources into the site.
+
 Two fixes for a clean browser console: the theme gets a default colour mode (pydata-sphinx-theme
 logs an error on a first visit without one), and inline scripts that reach every page twice
 (sphinx-thebe's ``const THEBE_JS_URL ...``, whose repetition is a JavaScript error, and
@@ -22,13 +37,22 @@ written once.
 
 import os
 import shutil
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import mathjax
+from docutils import nodes
+from sphinx.errors import ExtensionError
+from sphinx.util.docutils import SphinxDirective
 
 EDITIONS = ("student", "instructor")
 MATHJAX_ES5 = Path(mathjax.__file__).parent / "static" / "mathjax" / "es5"
 MATHJAX_ENTRY = "tex-chtml.js"
+CHAPTER = 33
+WHEEL_DIR = "downloads"      # of the site's root
+EXERCISES_PAGE = "book/exercises"
 
 
 def edition() -> str:
@@ -43,9 +67,82 @@ def configure(app, config):
     config.hide_solutions = edition() == "student"
     app.tags.add(edition())
     config.html_copy_source = False
-    config.html_theme_options = {**config.html_theme_options, "use_download_button": False}
+    launch = dict(config.html_theme_options.get("launch_buttons", {}))
+    app.chapter_hub = (launch.pop("jupyterhub_url", "") or "").rstrip("/")  # ours, not the theme's
+    config.html_theme_options = {**config.html_theme_options, "use_download_button": False,
+                                 "launch_buttons": launch}
     config.html_context = {**config.html_context, "default_mode": "light"}
     config.mathjax_path = f"mathjax/{MATHJAX_ENTRY}"
+    config.html_domain_indices = False
+
+
+def number_as_chapter(app, env):
+    """Prefix every figure/table/listing/equation/proof/exercise number with the chapter's."""
+    for figtypes in env.toc_fignumbers.values():
+        for numbers in figtypes.values():
+            for node_id, number in numbers.items():
+                numbers[node_id] = (CHAPTER, *number)
+    return []
+
+
+def build_wheel(app):
+    """Build the wheel of ``bptt_lib`` (``pyproject.toml`` + ``bptt_lib/`` only, copied to a
+    scratch directory so the checkout gets no build files) into ``<outdir>/downloads``."""
+    root = Path(app.confdir)
+    app.chapter_wheel = None
+    if app.builder.format != "html" or not (root / "pyproject.toml").is_file():
+        return
+    with tempfile.TemporaryDirectory() as scratch:
+        shutil.copy2(root / "pyproject.toml", scratch)
+        shutil.copytree(root / "bptt_lib", Path(scratch) / "bptt_lib",
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        out = Path(app.outdir) / WHEEL_DIR
+        shutil.rmtree(out, ignore_errors=True)
+        run = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
+                              "--no-build-isolation", "--wheel-dir", str(out), scratch],
+                             capture_output=True, text=True)
+    if run.returncode:
+        raise ExtensionError(f"building the bptt_lib wheel failed:\n{run.stderr[-2000:]}")
+    wheels = sorted(out.glob("bptt_lib-*.whl"))
+    if len(wheels) != 1:
+        raise ExtensionError(f"expected one bptt_lib wheel in {out}, found {wheels}")
+    app.chapter_wheel = wheels[0].name
+
+
+class InstallCommand(SphinxDirective):
+    """The one command that installs the chapter's library from this site (``bptt_lib``'s wheel
+    at ``downloads/``, with its dependencies) and JupyterLab: a copyable code block whose URL
+    the browser makes absolute."""
+
+    def run(self):
+        wheel = getattr(self.env.app, "chapter_wheel", None)
+        if wheel is None:
+            raise self.error("install-command: no bptt_lib wheel was built (no pyproject.toml)")
+        up = "../" * self.env.docname.count("/")
+        href = f"{up}{WHEEL_DIR}/{wheel}"
+        # sphinx-copybutton gives each <pre> an id of its own: the block is named by its class;
+        # the URL may be longer than the column, so the line wraps rather than being cut off
+        html = (f'<div class="highlight-bash notranslate install-command"><div class="highlight">'
+                f'<pre style="white-space: pre-wrap; overflow-wrap: anywhere">'
+                f'pip install <a class="wheel-url" href="{href}">'
+                f'{href}</a> jupyterlab</pre></div></div>\n'
+                "<script>document.querySelectorAll('a.wheel-url').forEach("
+                "a => { a.textContent = a.href; });</script>")
+        return [nodes.raw("", html, format="html")]
+
+
+def add_hub_launch_button(app, pagename, templatename, context, doctree):
+    """On the Exercises page, a launch button per exercise notebook on the course JupyterHub."""
+    if not app.chapter_hub or pagename != EXERCISES_PAGE:
+        return
+    names = sorted(p.name for p in (Path(app.confdir) / "exercises").iterdir() if p.is_dir())
+    context["header_buttons"].append({
+        "type": "group", "tooltip": "Open the exercises on the course JupyterHub",
+        "icon": "fas fa-rocket", "label": "launch-buttons",
+        "buttons": [{"type": "link", "text": name, "tooltip": f"Open {name} on JupyterHub",
+                     "icon": "_static/images/logo_jupyterhub.svg",
+                     "url": f"{app.chapter_hub}/hub/user-redirect/lab/tree/{name}/{name}.ipynb"}
+                    for name in names]})
 
 
 def drop_repeated_scripts(app, pagename, templatename, context, doctree):
@@ -69,6 +166,10 @@ def copy_mathjax(app, exception):
 
 def setup(app):
     app.connect("config-inited", configure)
+    app.connect("builder-inited", build_wheel)
+    app.connect("env-get-updated", number_as_chapter, priority=900)
+    app.add_directive("install-command", InstallCommand)
     app.connect("html-page-context", drop_repeated_scripts, priority=100)
+    app.connect("html-page-context", add_hub_launch_button, priority=502)
     app.connect("build-finished", copy_mathjax)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
