@@ -105,7 +105,7 @@ def as_list(name: str, value, shape: tuple[int, ...], *, float64: bool = True) -
 
 
 # What a failure message may add about *why*. Each is a claim about the answer, made only when
-# the grader has checked it (tests/test_corpus.py: it fires on its mistake and nowhere else).
+# the grader has checked it (tests/test_workflow.py: it fires on its mistake and nowhere else).
 HINTS = {
     "transpose": "It equals the transpose of the right answer: check W vs Wᵀ and the order of "
                  "the outer product (δ hᵀ, not h δᵀ).",
