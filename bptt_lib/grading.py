@@ -471,18 +471,15 @@ def check_33_2(part: str, seed: int) -> None:
             if got == case["label"]:
                 continue
             d = case["rho"] - 1
-            hints = [HINTS["sigma"].format(sigma=case["sigma"]) if got == case["by_sigma"] else
-                     HINTS["real_part"].format(re=case["max_re"]) if got == case["by_re"] else
-                     "",
-                     HINTS["rounding"].format(d=d) if got == case["strict"] != case["label"]
-                     else
-                     HINTS["too_tolerant"].format(d=d) if got == "neither" and abs(d) < 1e-3
-                     else ""]
+            hint = (HINTS["rounding"].format(d=d) if got == case["strict"] != case["label"] else
+                    HINTS["too_tolerant"].format(d=d) if got == "neither" and abs(d) < 1e-3 else
+                    HINTS["sigma"].format(sigma=case["sigma"]) if got == case["by_sigma"] else
+                    HINTS["real_part"].format(re=case["max_re"]) if got == case["by_re"] else
+                    "")
             fail(f"classify(W_h) returned {got!r} for a W_h with spectral radius ρ = "
                  f"{case['rho']:.17g} (σ_max = {case['sigma']:.3f}); expected "
                  f"{case['label']!r}. ρ = max|λ_i| decides W_h^n as n grows: |λ_i|^n → 0 for "
-                 "every i when ρ < 1; some |λ_i|^n → ∞ when ρ > 1. " + " ".join(filter(None,
-                                                                                     hints)))
+                 "every i when ρ < 1; some |λ_i|^n → ∞ when ρ > 1. " + hint)
 
 
 # ---------------------------------------------------------------- 33.3: hidden size
