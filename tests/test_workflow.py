@@ -122,11 +122,12 @@ class Course:
 
 
 def git_status() -> str:
-    """Tracked changes, untracked and ignored files (bytecode caches aside)."""
+    """Tracked changes, untracked and ignored files, one by one (ignored course/ included), but
+    for the tools' own caches and the venv."""
     out = subprocess.run(["git", "status", "--porcelain", "--ignored", "--untracked-files=all"],
                          cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    return "\n".join(line for line in out.splitlines()
-                     if "__pycache__" not in line and ".pytest_cache" not in line)
+    tools = ("__pycache__", ".pytest_cache", ".ruff_cache", ".venv/")
+    return "\n".join(line for line in out.splitlines() if not any(t in line for t in tools))
 
 
 def run(course: Path, line: str, runs: list, expect: int = 0) -> subprocess.CompletedProcess:
