@@ -40,9 +40,13 @@ site: $(STAMP)
 	BPTT_EDITION=instructor BPTT_EXPERIMENT_CACHE= \
 	  $(BIN)/jupyter-book build . --all -W -n --keep-going --path-output $(SITE_OUT)/_build/instructor
 
-## Regenerate the student release exercises/ from solutions/ (commit both).
+## Regenerate the committed student notebooks exercises/ from solutions/ (commit both), with a
+## throwaway gradebook: a term's course (and its release/) is not touched.
 exercises: $(STAMP)
-	for a in $$(ls solutions); do PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/nbgrader generate_assignment $$a --force || exit 1; done
+	course=$$(mktemp -d) && trap 'rm -rf "$$course"' EXIT && \
+	for a in $$(ls solutions); do BPTT_COURSE_DIR="$$course" PATH="$(CURDIR)/$(BIN):$$PATH" \
+	  $(BIN)/nbgrader generate_assignment $$a --force \
+	  --CourseDirectory.release_directory="$(CURDIR)/exercises" || exit 1; done
 
 ## Lint, then run the whole test suite (library, book claims, grading pipeline, built site),
 ## then the book's claims again under torch's portable CPU kernels (other rounding, other runs).

@@ -1,9 +1,10 @@
 # nbgrader course for the exercises of Chapter 33 (see INSTRUCTORS.md for the workflow).
 #
 #   solutions/<assignment>/<assignment>.ipynb   source: instructor notebooks, hidden tests
-#   exercises/<assignment>/<assignment>.ipynb   release: generated student notebooks (committed)
-#   $BPTT_COURSE_DIR (default ./course, not in git): submitted/, autograded/, feedback/,
-#                                                    downloaded/, gradebook.db
+#   exercises/<assignment>/<assignment>.ipynb   the committed student notebooks (`make exercises`)
+#   $BPTT_COURSE_DIR (default ./course, not in git): release/, submitted/, autograded/,
+#                    feedback/, downloaded/, gradebook.db, references/, grades.csv
+# Every command the instructor runs writes only into the course directory, never the repository.
 import os
 import sys
 
@@ -13,7 +14,6 @@ from nbformat.v4 import new_output
 from nbgrader.preprocessors import (
     AssignLatePenalties,
     CheckCellMetadata,
-    ClearHiddenTests,
     ClearOutput,
     DeduplicateIds,
     Execute,
@@ -25,6 +25,13 @@ from nbgrader.preprocessors import (
     SaveAutoGrades,
 )
 
+from course_tools.contracts import MethodCheck
+from course_tools.instructor import (
+    CourseCsvExport,
+    FeedbackClearHiddenTests,
+    autograde_hook,
+    quiet_upstream_warnings,
+)
 from course_tools.references import ReferenceCache
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -80,13 +87,15 @@ c = get_config()  # noqa: F821 — provided by traitlets when it loads this file
 # --- course layout ------------------------------------------------------------------------------
 c.CourseDirectory.root = HERE
 c.CourseDirectory.source_directory = "solutions"
-c.CourseDirectory.release_directory = "exercises"
-for step in ("submitted", "autograded", "feedback"):
+for step in ("release", "submitted", "autograded", "feedback"):
     setattr(c.CourseDirectory, f"{step}_directory", os.path.join(COURSE, step))
 c.CourseDirectory.db_url = "sqlite:///" + os.path.join(COURSE, "gradebook.db")
 # zip_collect joins root + "/" + this by string: it must be relative to the root
 c.ZipCollectApp.downloaded_directory = os.path.relpath(os.path.join(COURSE, "downloaded"), HERE)
 c.CourseDirectory.ignore = [".ipynb_checkpoints", "__pycache__", "*.pyc"]
+# `nbgrader export --to grades.csv` writes the course's grades.csv (relative paths go there)
+c.ExportApp.plugin_class = CourseCsvExport
+c.CourseCsvExport.directory = COURSE
 
 # --- collecting from an LMS download: files named <student_id>--<assignment>.ipynb -------------
 c.ZipCollectApp.collector_plugin = "nbgrader.plugins.FileNameCollectorPlugin"
@@ -101,7 +110,10 @@ c.Autograde.sanitize_preprocessors = [
     ClearOutput, DropDuplicateIds, OverwriteKernelspec, OverwriteCells, CheckCellMetadata]
 c.Autograde.autograde_preprocessors = [
     ReferenceCache, SurvivingExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput,
-    SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
+    MethodCheck, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
+# An assignment never generated (step 2 skipped): one message saying what to run, exit 2.
+c.Autograde.pre_convert_hook = autograde_hook(c.CourseDirectory.db_url)
+quiet_upstream_warnings()
 # Harmless warnings on stderr must not zero a correct answer (nbgrader scores any stderr as 0).
 c.IgnorePattern.enabled = True
 c.IgnorePattern.pattern = r"Warning|warn\("
@@ -111,7 +123,8 @@ c.LimitOutput.max_traceback = 40
 c.ReferenceCache.directory = os.path.join(COURSE, "references")
 
 # --- feedback: never show the hidden tests ------------------------------------------------------
-c.GenerateFeedback.preprocessors = [ClearHiddenTests, GetGrades, CSSHTMLHeaderPreprocessor]
+c.GenerateFeedback.preprocessors = [FeedbackClearHiddenTests, GetGrades,
+                                    CSSHTMLHeaderPreprocessor]
 
 # --- sandbox: every student kernel runs in bubblewrap, no network, limits (INSTRUCTORS.md) ------
 # On by default; grading refuses if it cannot start. Opt out only explicitly: COURSE_SANDBOX=off.

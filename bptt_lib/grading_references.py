@@ -15,7 +15,7 @@ import sys
 import numpy as np
 import torch
 
-from .grading import CONFIG_33_3, CONFIG_33_5
+from .grading import CONFIG_33_3, CONFIG_33_5, stand_in_33_5
 
 
 def _protocol_33_3(hidden_size: int, seed: int):
@@ -67,12 +67,13 @@ def _ref_33_1(seed: int) -> dict:
     g = torch.autograd.grad(loss, [*zs, *hs[1:], p["W_x"]])
     deltas, dh = torch.stack(g[:T]).numpy(), torch.stack(g[T:2 * T]).numpy()
     H = torch.stack(hs).detach().numpy()
-    norms = [np.linalg.norm(deltas, axis=1) * np.linalg.norm(xs, axis=1),
-             np.linalg.norm(deltas, axis=1) * np.linalg.norm(H[:-1], axis=1)]
+    d = np.linalg.norm(deltas, axis=1)
+    norms = [d * np.linalg.norm(xs, axis=1), d * np.linalg.norm(H[:-1], axis=1)]
     return {"params": {k: v.tolist() for k, v in params.items()}, "xs": xs.tolist(),
             "target": target, "deltas": deltas.tolist(), "dh": dh.tolist(),
             "grad_W_x": g[-1].numpy().tolist(), "last_term": np.outer(deltas[-1], xs[-1]).tolist(),
-            "grad_W_x_dh": (dh.T @ xs).tolist(), "norms": np.array(norms).tolist()}
+            "grad_W_x_dh": (dh.T @ xs).tolist(), "norms": np.array(norms).tolist(),
+            "norms_shifted": [norms[0].tolist(), (d * np.linalg.norm(H[1:], axis=1)).tolist()]}
 
 
 def _ref_33_2(seed: int) -> dict:
@@ -92,21 +93,34 @@ def _ref_33_2(seed: int) -> dict:
     jac = torch.autograd.functional.jacobian(h_t_from_h_k, torch.zeros(n, dtype=torch.float64))
     lam, V = np.linalg.eig(W_h)
     power_VT = (V * lam**6) @ V.T
+    def rotation(angle):
+        return np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+
     cases = [np.array([[0.5, 3.0], [0.0, 0.5]]),                     # σ_max > 1 but ρ < 1
              1.2 * np.array([[0.0, -1.0], [1.0, 0.0]]),              # λ = ±1.2i, real parts 0
              np.diag([0.9, -1.3, 0.2]),                              # negative λ explodes
              matrix_with_spectral_radius(5, 0.8, seed=seed + 1),
-             np.array([[np.cos(1.0), -np.sin(1.0)], [np.sin(1.0), np.cos(1.0)]])]  # ρ = 1
+             rotation(1.0),                                          # ρ = 1 exactly
+             # ρ = 1 up to rounding: ρ − 1 = −1.1e-16, +2.2e-16, and ~+7e-16 (orthogonal)
+             rotation(0.3), matrix_with_spectral_radius(5, 1.0, seed=2),
+             np.linalg.qr(rng.standard_normal((6, 6)))[0],
+             # just outside the contract's tolerance 1e-9: not "neither"
+             matrix_with_spectral_radius(4, 1 + 1e-6, seed=seed + 2),
+             matrix_with_spectral_radius(4, 1 - 1e-6, seed=seed + 3)]
 
-    def label(W):
-        rho = spectral_radius(W)
-        return "vanishing" if rho < 1 - 1e-9 else "exploding" if rho > 1 + 1e-9 else "neither"
+    def label(rho, tol=1e-9):
+        return "vanishing" if rho < 1 - tol else "exploding" if rho > 1 + tol else "neither"
+
+    def case(W):
+        rho, lam = spectral_radius(W), np.linalg.eigvals(W)
+        return {"W": W.tolist(), "label": label(rho), "rho": rho, "sigma": spectral_norm(W),
+                "max_re": float(np.abs(lam.real).max()), "strict": label(rho, 0.0),
+                "by_sigma": label(spectral_norm(W)), "by_re": label(np.abs(lam.real).max())}
 
     return {"W_h": W_h.tolist(), "k": k, "t": t, "jacobian": jac.numpy().tolist(),
             "power_minus_1": np.linalg.matrix_power(W_h, t - k - 1).tolist(), "n": 6,
             "power": np.linalg.matrix_power(W_h, 6).tolist(), "power_VT": power_VT.real.tolist(),
-            "classify": [{"W": W.tolist(), "label": label(W), "rho": spectral_radius(W),
-                          "sigma": spectral_norm(W)} for W in cases]}
+            "classify": [case(W) for W in cases]}
 
 
 def _ref_33_3(seed: int) -> dict:
@@ -142,7 +156,9 @@ def _ref_33_4(seed: int) -> dict:
 def _ref_33_5(seed: int) -> dict:
     from .training import clip_grad_norm
 
-    return {"clip_loss": _protocol_33_5(clip_grad_norm(CONFIG_33_5["THETA"]), seed).loss}
+    theta = CONFIG_33_5["THETA"]
+    return {"clip_loss": _protocol_33_5(clip_grad_norm(theta), seed).loss,
+            "stand_in_loss": _protocol_33_5(stand_in_33_5(theta), seed).loss}
 
 
 REFERENCES = {"ex33_1": _ref_33_1, "ex33_2": _ref_33_2, "ex33_3": _ref_33_3,

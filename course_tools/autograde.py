@@ -27,6 +27,7 @@ import sqlite3
 import sys
 import tempfile
 import threading
+import time
 import uuid
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
@@ -46,7 +47,48 @@ COLUMNS = {  # gradebook state that autograde writes, per object
 
 
 class CannotGrade(Exception):
-    """Nothing was graded: an unknown assignment, one without submissions, or no sandbox."""
+    """Nothing was graded: an unknown assignment, one never generated or without submissions, or
+    no sandbox."""
+
+
+class Progress:
+    """How far a batch is: on a terminal, a bar redrawn in place on stderr (done/total, elapsed,
+    remaining, failures) with each failure printed above it as it happens; otherwise the same
+    figures on every submission's line."""
+
+    def __init__(self, total, log=print, stream=sys.stderr, clock=time.monotonic):
+        self.total, self.log, self.stream, self.clock = total, log, stream, clock
+        self.tty = stream.isatty()
+        self.start, self.done, self.failed = clock(), 0, 0
+
+    def status(self):
+        elapsed = self.clock() - self.start
+        left = elapsed / self.done * (self.total - self.done) if self.done else None
+        return (f"{self.done}/{self.total}, {_clock(elapsed)} elapsed, "
+                f"{'~' + _clock(left) if left is not None else '?'} left, {self.failed} failed")
+
+    def update(self, name, ok, log=""):
+        self.done += 1
+        self.failed += not ok
+        if self.tty:
+            if not ok:
+                self.stream.write("\r\x1b[K")
+                self.log(f"  {name}: FAILED\n{log}")
+            width = 30
+            bar = "#" * (width * self.done // self.total)
+            self.stream.write(f"\r\x1b[K[{bar:<{width}}] {self.status()}")
+            if self.done == self.total:
+                self.stream.write("\n")
+            self.stream.flush()
+        else:
+            self.log(f"  [{self.status()}] {name}: {'graded' if ok else 'FAILED'}")
+            if not ok:
+                self.log(log)
+
+
+def _clock(seconds):
+    m, s = divmod(int(round(seconds)), 60)
+    return f"{m // 60}:{m % 60:02d}:{s:02d}" if m >= 60 else f"{m}:{s:02d}"
 
 
 def read_tree(root, prefix=""):
@@ -121,6 +163,7 @@ class PrivateCourse:
             setattr(config.CourseDirectory, f"{step}_directory", step)
         config.CourseDirectory.db_url = f"sqlite:///{os.path.join(self.root, 'gradebook.db')}"
         config.CourseDirectory.course_id = common["course_id"]
+        config.Autograde.pre_convert_hook = None  # the batch's assignments were checked already
         self.config = config
 
     def grade(self, assignment, student, files):
@@ -213,7 +256,10 @@ def load_course(config_dir):
 
 def find_batch(coursedir, assignments, force):
     """{assignment: [students to grade]} for `assignments` (None: every assignment in the source
-    directory that has submissions); raises CannotGrade for one unknown or without submissions."""
+    directory that has submissions); raises CannotGrade for one unknown, never generated or
+    without submissions."""
+    from course_tools.instructor import NotGenerated, require_generated
+
     path = partial(step_path, coursedir)
     submitters = lambda a: sorted(  # noqa: E731
         os.path.basename(os.path.dirname(p)) for p in glob.glob(path("submitted", "*", a)))
@@ -229,6 +275,10 @@ def find_batch(coursedir, assignments, force):
         everyone = submitters(a)
         if not everyone:
             raise CannotGrade(f"no submissions of {a!r}: nothing in {path('submitted', '*', a)}")
+        try:
+            require_generated(coursedir.db_url, a)
+        except NotGenerated as e:
+            raise CannotGrade(str(e)) from None
         batch[a] = [s for s in everyone if force or not os.path.isdir(path("autograded", s, a))]
     return batch
 
@@ -271,9 +321,10 @@ def autograde(assignments, *, workers=None, scheduler=None, force=False, config_
             log(f"autograding {a}: {len(students)} submissions")
         log(f"on Dask scheduler {scheduler}" if scheduler
             else f"on {workers or os.cpu_count()} workers")
-        done = {}
+        done, progress = {}, Progress(len(jobs), log)
         with Gradebook(coursedir.db_url, coursedir.course_id) as gb:
-            for result in _in_order(run(common, jobs), [(a, s) for a, s, _ in jobs]):
+            for result in _in_order(_reported(run(common, jobs), progress),
+                                    [(a, s) for a, s, _ in jobs]):
                 a, s = result["assignment"], result["student"]
                 dest = path("autograded", s, a)
                 if os.path.isdir(dest):
@@ -283,10 +334,15 @@ def autograde(assignments, *, workers=None, scheduler=None, force=False, config_
                 if result["state"] is not None:
                     apply_state(gb, a, s, result["state"])
                 done[a, s] = result["ok"]
-                log(f"  {a}/{s}: {'graded' if result['ok'] else 'FAILED'}")
-                if not result["ok"]:
-                    log(result["log"])
     return done
+
+
+def _reported(results, progress):
+    """The results, each counted in `progress` as soon as it arrives."""
+    for result in results:
+        progress.update(f"{result['assignment']}/{result['student']}", result["ok"],
+                        result["log"])
+        yield result
 
 
 def _in_order(results, order):

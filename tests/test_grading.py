@@ -217,13 +217,15 @@ CASES = [
     Case(A5, "clipping", code(A5, ("    def transform(parameters):\n",
                                    "    return bptt_lib.clip_grad_norm(theta)\n\n"
                                    "    def transform(parameters):\n")),
-         {**ZERO[A5], "test_returns": 1}, {"test_rescales": "difference from clipping"}),
+         {**ZERO[A5], "test_returns": 1, "test_compare": 1},   # compare_runs is right
+         {"test_rescales": "that is clipping"}),
     Case(A5, "generator_twice", code(A5, (
         "        grads = [p.grad for p in parameters if p.grad is not None]\n",
         "        norm = bptt_lib.grad_norm(parameters)  # consumes the generator\n"
         "        grads = [p.grad for p in parameters if p.grad is not None]\n"),
         ("            return torch.tensor(0.0)\n", "            return norm\n")),
-        {"test_returns": 1, "test_rescales": 0}, {"test_rescales": "generator, the second pass"}),
+        {"test_returns": 1, "test_rescales": 0},
+        {"test_rescales": "a generator can be iterated only once"}),
     Case(A5, "syntax_error", _syntax_error, ZERO[A5]),
 ]
 STUDENTS = sorted({c.student for c in CASES})

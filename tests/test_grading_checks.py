@@ -194,3 +194,71 @@ def test_numpy_exercises_run_without_torch_and_still_refuse_autograd():
     backward pass is refused, like calling bptt_lib's BPTT."""
     run = subprocess.run([sys.executable, "-c", NUMPY_ONLY], capture_output=True, text=True)
     assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr[-3000:]
+
+
+# ---- the static check judges what names resolve to, not the names
+
+
+def jacobian(W_h, h):                 # a student's helpers, named like library functions
+    return (1 - h ** 2)[:, None] * W_h
+
+
+def bptt(params, xs):
+    return jacobian(params["W_h"], np.tanh(params["b_h"]))
+
+
+def backward_with_helpers(params, xs):
+    return bptt(params, xs) + bptt_lib.jacobian_product(params["W_h"], np.zeros((3, 3)), 0, 2)
+
+
+class Layer:
+    def backward(self, g):
+        return g
+
+
+def backward_with_method(params, xs):
+    return Layer().backward(params["W_h"]) * 1.0
+
+
+def test_helpers_of_any_name_are_by_hand():
+    for fn in (backward_with_helpers, backward_with_method):
+        assert grading.autograd_references(fn) == []
+        assert grading.call_manually(fn, *_loss_and_params()).shape == (3, 3)
+
+
+def library_under_own_name(params, xs):
+    from bptt_lib import last_step_loss_grads as mine
+    return mine(params, xs[None], np.array([0]))[1]["W_h"]
+
+
+def test_static_check_resolves_imports_and_lazy_library_names():
+    line = library_under_own_name.__code__.co_firstlineno + 1
+    assert grading.autograd_references(library_under_own_name) == [
+        f"bptt_lib.rnn.last_step_loss_grads (line {line}, as bptt_lib.last_step_loss_grads)"]
+
+
+# ---- a contract's method, checked in the submitted source (course_tools/contracts.py)
+
+EIG = "import numpy as np\n"
+
+
+@pytest.mark.parametrize(("source", "problem"), [
+    (EIG + "def power_via_eig(W, n):\n    lam, V = np.linalg.eig(W)\n    return V", None),
+    ("from numpy.linalg import eig as e\n"
+     "def helper(W):\n    return e(W)\n"
+     "def power_via_eig(W, n):\n    return helper(W)", None),
+    ("import numpy.linalg as la\ndef power_via_eig(W, n):\n    return la.eig(W)", None),
+    ("def other(W):\n    return W", None),                     # not defined: the cell says so
+    (EIG + "def power_via_eig(W, n):\n    return np.linalg.matrix_power(W, n)",
+     "calls numpy.linalg.matrix_power"),
+    (EIG + "def power_via_eig(W, n):\n    np.linalg.eig(W)\n"
+     "    return np.linalg.matrix_power(W, n)",
+     "calls numpy.linalg.matrix_power"),
+    (EIG + "def power_via_eig(W, n):\n    P = W\n    for _ in range(n - 1):\n        P = P @ W\n"
+     "    return np.linalg.eigvals(P)", "does not call numpy.linalg.eig"),
+])
+def test_method_is_read_from_the_source(source, problem):
+    from course_tools.contracts import METHODS, violation
+
+    why = violation([source, "def broken(:"], METHODS["ex33_2_linear_rnn", "test_eig"])
+    assert (why is None) if problem is None else (problem in why), why

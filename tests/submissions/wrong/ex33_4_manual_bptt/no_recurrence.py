@@ -1,0 +1,33 @@
+# ∂L/∂h_{t−1} never receives W_hᵀ δ_t: only the last step contributes.
+# expect test_h: 0 | right for t > 2 but wrong from t = 2 backwards
+# expect test_W_h: 0 | missing W_hᵀ δ_{t+1} in δ_t?
+# expect test_W_x: 0 | It is only the t = 3 term
+# expect test_b_h: 0 | It is only the t = 3 term
+# hint test_h: h_zero
+# hint test_W_h: last_step
+# hint test_W_x: last_step
+# hint test_b_h: last_step
+def forward(params, xs):
+    hs = [np.zeros(len(params["b_h"]))]
+    for x in xs:
+        hs.append(np.tanh(params["W_h"] @ hs[-1] + params["W_x"] @ x + params["b_h"]))
+    return np.stack(hs)
+
+
+def backward(params, xs, hs, target):
+    T = len(xs)
+    y = params["W_y"] @ hs[T] + params["b_y"]
+    e = np.exp(y - y.max())
+    dy = e / e.sum() - np.eye(len(y))[target]
+    g = {k: np.zeros_like(v) for k, v in params.items()}
+    g["W_y"], g["b_y"] = np.outer(dy, hs[T]), dy
+    g["h"] = np.zeros((T, len(hs[0])))
+    dh = params["W_y"].T @ dy
+    for t in range(T, 0, -1):
+        g["h"][t - 1] = dh
+        dz = dh * (1 - hs[t] ** 2)
+        g["W_h"] += np.outer(dz, hs[t - 1])
+        g["W_x"] += np.outer(dz, xs[t - 1])
+        g["b_h"] += dz
+        dh = np.zeros_like(dz)
+    return g
