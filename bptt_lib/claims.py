@@ -1,11 +1,11 @@
-"""What the experiment pages (33.4–33.6) say about their runs, as predicates: one definition,
-checked by the page itself at build time (a false claim fails `make book`) and by
-`tests/test_claims_experiments.py`.
+"""What the pages say about their computations, as predicates: one definition, checked by the
+page itself at build time in a removed cell (a false claim fails `make book`) and by
+`tests/test_claims_theory.py` (33.1–33.3) and `tests/test_claims_experiments.py` (33.4–33.6).
 
-A claim is a sentence of the page and a function of that page's results (the dict that
-`experiments.run_all` returns for the page's configurations) that returns None when the
-sentence holds, or what contradicts it. Claims about training are claims over the seeds, phrased
-so that they hold with margin: "every seed", "most seeds", "more seeds than".
+A claim is a sentence of the page and a function of that page's results (for the experiment
+pages the dict that `experiments.run_all` returns for the page's configurations) that returns
+None when the sentence holds, or what contradicts it. Claims about training are claims over the
+seeds, phrased so that they hold with margin: "every seed", "most seeds", "more seeds than".
 """
 
 from __future__ import annotations
@@ -71,6 +71,124 @@ def _registry(page: str, claims: list[Claim]):
 
 def _seeds(values) -> str:
     return ", ".join(f"{v:.3g}" for v in values)
+
+
+BOUND_SLACK = 1 + 1e-12  # round-off allowance when comparing a computed norm with the bound
+
+
+# --- 33.1: results {"graph": graph.computational_graph(T)} -----------------------------------
+
+UNROLLING: list[Claim] = []
+_claim = _registry("33.1", UNROLLING)
+
+
+@_claim("Each parameter is a single node of the graph, with an edge to each step that uses it.")
+def _one_node_per_parameter(r):
+    from .graph import PARAM_COLORS
+
+    graph, steps = r["graph"], list(range(1, r["graph"].T + 1))
+    bad = {name: graph.uses(name) for name in PARAM_COLORS
+           if [int(node[1:]) for node in graph.uses(name)] != steps}
+    return bad and f"uses {bad}"
+
+
+@_claim("The chain h_0 → h_1 → ⋯ → h_T is the only path from an early step to a later one.")
+def _only_the_h_chain_crosses_steps(r):
+    from .graph import PARAM_COLORS
+
+    graph = r["graph"]
+    across = [(a, b) for a, b in graph.edges
+              if a not in PARAM_COLORS and b != "L" and a[1:] != b[1:]]
+    return across != [(f"h{t - 1}", f"h{t}") for t in range(1, graph.T + 1)] and f"{across}"
+
+
+# --- 33.2: results {"config": ManualBPTT, "check": ManualBPTTResult} --------------------------
+
+BPTT_DERIVATION: list[Claim] = []
+_claim = _registry("33.2", BPTT_DERIVATION)
+
+
+@_claim("BPTT by hand agrees with autograd on all six gradients, h_0 included, within the "
+        "stated relative tolerance (at most 1e-10), and on the loss.")
+def _manual_bptt_matches_autograd(r):
+    check, tol = r["check"], r["config"].tol
+    if set(check.errors) != {"W_x", "W_h", "b_h", "W_y", "b_y", "h0"} or tol > 1e-10:
+        return f"gradients {sorted(check.errors)}, tolerance {tol}"
+    if abs(check.loss - check.loss_autograd) > 1e-12 * abs(check.loss_autograd):
+        return f"loss {check.loss} vs {check.loss_autograd}"
+    return check.worst > tol and f"relative errors {check.errors}"
+
+
+# --- 33.3: results {"study": jacobian_norm_study()} ------------------------------------------
+
+VANISHING_EXPLODING: list[Claim] = []
+_claim = _registry("33.3", VANISHING_EXPLODING)
+
+
+@_claim("The bound holds at every step, in every case, and ρ never exceeds σ_max.")
+def _bound_holds(r):
+    bad = [name for name, c in r["study"].cases().items()
+           if not (c.norms <= c.bound * BOUND_SLACK).all() or c.rho > c.sigma_max * BOUND_SLACK]
+    return bad and f"cases {bad}"
+
+
+@_claim("Vanishing (σ_max < 1): the measured norm is orders of magnitude below the bound and "
+        "shrinks faster than σ_max per step; the tanh slopes average below 1 and ρ is well "
+        "below σ_max.")
+def _vanishing_case(r):
+    v = r["study"].vanishing
+    checks = {"bound forces decay": v.bound[-1] < 1e-2,
+              "far below": v.norms[-1] < 1e-6 * v.bound[-1],
+              "faster than σ_max": v.growth_per_step < v.sigma_max,
+              "slopes": v.mean_tanh_slope < 1, "ρ well below": v.rho < 0.75 * v.sigma_max}
+    return [k for k, ok in checks.items() if not ok] or None
+
+
+@_claim("Boundary (σ_max = 1): the bound only forbids growth, yet the product still vanishes.")
+def _boundary_still_vanishes(r):
+    b = r["study"].boundary
+    ok = (abs(b.sigma_max - 1) < 1e-12 and np.allclose(b.bound, 1.0, rtol=1e-12)
+          and b.norms.max() <= BOUND_SLACK and b.norms[-1] < 1e-6)
+    return not ok and f"σ_max {b.sigma_max}, last norm {b.norms[-1]:.2e}"
+
+
+@_claim("Exploding (ρ > 1): the product grows exponentially, far below the bound, on a "
+        "trajectory driven into saturation.")
+def _exploding_case(r):
+    e, v = r["study"].exploding, r["study"].vanishing
+    T = len(e.norms)
+    slope = np.polyfit(e.steps, np.log(e.norms), 1)[0]
+    checks = {"ρ > 1": e.rho > 1 and e.sigma_max > 1, "grows": e.norms[-1] > 1e3,
+              "keeps growing": e.norms[-1] > 10 * e.norms[T // 2],
+              "exponential": slope > np.log(1.1) and e.growth_per_step > 1.1,
+              "far below the bound": e.growth_per_step < e.sigma_max / 2
+              and e.norms[-1] < 1e-20 * e.bound[-1],
+              "saturated": e.mean_tanh_slope < 0.5 < v.mean_tanh_slope
+              and np.mean(np.abs(e.hs[1:]) > 0.95) > 0.2}
+    return [k for k, ok in checks.items() if not ok] or None
+
+
+SIGMA_SWEEP: list[Claim] = []  # 33.3's interactive figure: results {"sweep": sigma_sweep()}
+_claim = _registry("33.3", SIGMA_SWEEP)
+
+
+@_claim("In the interactive figure the measured norm never crosses the bound; below σ_max = 1 "
+        "it falls at every step to below 1e-10; it keeps vanishing well above σ_max = 1 (with "
+        "ρ above 1), and only beyond that does it grow.")
+def _sweep(r):
+    sweep = r["sweep"]
+    below = sweep.sigmas < 1
+    upto = sweep.vanishes_up_to()
+    at = int(np.flatnonzero(sweep.sigmas == upto)[0])
+    checks = {"bound": (sweep.norms <= sweep.bound * BOUND_SLACK).all()
+              and sweep.sigmas[0] < 1 < sweep.sigmas[-1],
+              "below one": below.sum() >= 4 and (sweep.norms[below, -1] < 1e-10).all()
+              and (np.diff(np.log(sweep.norms[below]), axis=1) < 0).all(),
+              "vanishes above one, then grows": (sweep.norms[: at + 1, -1] < 1).all()
+              and at + 1 < len(sweep.sigmas) and sweep.norms[at + 1, -1] >= 1
+              and upto > 2 and sweep.rhos[at] > 1
+              and (sweep.bound[sweep.sigmas > 1, -1] > 1).all()}
+    return [k for k, ok in checks.items() if not ok] or None
 
 
 # --- 33.4 ------------------------------------------------------------------------------------
