@@ -33,7 +33,7 @@ from .rnn import (
     softmax_cross_entropy,
     to_torch,
 )
-from .tasks import RememberFirstRNN, RememberFirstSplit, per_step_grad_norms
+from .tasks import RememberFirstRNN, RememberFirstSplit, per_step_grad_norms, stack_networks
 from .training import TrainRecord, train_stack
 
 # ---------------------------------------------------------------------------------------------
@@ -99,14 +99,17 @@ class ManualBPTTResult:
         return max(self.errors.values())
 
 
-def manual_bptt_check(config: ManualBPTT | None = None) -> ManualBPTTResult:
-    """Run the BPTT algorithm by hand (`bptt`) and compare every gradient with autograd."""
+def manual_bptt_check(
+        config: ManualBPTT | None = None) -> ManualBPTTResult:
+    """Run BPTT by hand (`bptt`), compare every gradient with autograd."""
     params, xs, targets = (config or ManualBPTT()).problem()
-    hs = rnn_forward(params, xs)                              # forward pass, (RNN-1)
-    L, dys = per_step_loss(rnn_outputs(params, hs), targets)  # (RNN-2), ℓ_t and δ^y_t
-    grads = bptt(params, xs, hs, dys)                         # backward pass
+    hs = rnn_forward(params, xs)                    # forward pass, (RNN-1)
+    ys = rnn_outputs(params, hs)                    # (RNN-2)
+    L, dys = per_step_loss(ys, targets)             # ℓ_t and δ^y_t
+    grads = bptt(params, xs, hs, dys)               # backward pass
     L_ref, ref = autograd_per_step(params, xs, targets)
-    return ManualBPTTResult(float(L), L_ref, {k: rel_error(grads[k], ref[k]) for k in ref})
+    errors = {k: rel_error(grads[k], ref[k]) for k in ref}
+    return ManualBPTTResult(float(L), L_ref, errors)
 
 
 @dataclass(frozen=True)
@@ -251,7 +254,7 @@ class RememberFirstRun:
     def setup_stack(self) -> tuple[RememberFirstRNN, RememberFirstSplit]:
         """Every seed's untrained model and data, stacked (seed first)."""
         models, splits = zip(*(self.setup(s) for s in self.seeds), strict=True)
-        return RememberFirstRNN.stack(list(models)), RememberFirstSplit.stack(list(splits))
+        return stack_networks(list(models)), RememberFirstSplit.stack(list(splits))
 
     def run(self) -> Runs:
         """Train every seed at once. Deterministic.

@@ -13,15 +13,13 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def remember_first(n_samples: int, T: int, n_classes: int = 8, *, seed: int = 0,
-                   dtype=torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random sequences and their first characters.
-
-    Returns X: (n_samples, T, n_classes) one-hot, y: (n_samples,) int64 with y = argmax X[:, 0].
-    """
+def remember_first(n_samples: int, T: int, n_classes: int = 8, *,
+                   seed: int = 0, dtype=torch.float32):
+    """Random sequences and their first characters: X (n_samples, T,
+    n_classes) one-hot, y (n_samples,) int64 with y = argmax X[:, 0]."""
     if n_samples < 1 or T < 1 or n_classes < 2:
-        raise ValueError(f"need n_samples >= 1, T >= 1, n_classes >= 2; got "
-                         f"{n_samples=}, {T=}, {n_classes=}")
+        raise ValueError("need n_samples >= 1, T >= 1, n_classes >= 2; "
+                         f"got {n_samples=}, {T=}, {n_classes=}")
     g = torch.Generator().manual_seed(seed)
     chars = torch.randint(n_classes, (n_samples, T), generator=g)
     return F.one_hot(chars, n_classes).to(dtype), chars[:, 0].clone()
@@ -77,57 +75,56 @@ class RememberFirstSplit:
 
 
 class RememberFirstRNN(nn.Module):
-    """The simple RNN (RNN-1) with a linear read-out (RNN-2) applied to the last state only.
-
-    Parameters carry the chapter's names: W_x (n_h, C), W_h (n_h, n_h), b_h (n_h,),
-    W_y (C, n_h), b_y (C,). Initialised like torch.nn.RNN: U(−1/√n_h, 1/√n_h).
-    A stack of S networks (`RememberFirstRNN.stack`) has S-first parameters, W_h (S, n_h, n_h),
-    and runs on S-first inputs, X (S, B, T, C): one batched computation for S training runs.
+    """The simple RNN (RNN-1) with a linear read-out (RNN-2) applied to the
+    last state only. Parameters carry the chapter's names: W_x (n_h, C),
+    W_h (n_h, n_h), b_h (n_h,), W_y (C, n_h), b_y (C,), initialised like
+    torch.nn.RNN: U(−1/√n_h, 1/√n_h). A stack of S networks
+    (`stack_networks`) has parameters with a first axis of S, W_h
+    (S, n_h, n_h), and runs on inputs X (S, B, T, C).
     """
 
     PARAM_NAMES = ("W_x", "W_h", "b_h", "W_y", "b_y")
 
     def __init__(self, n_classes: int = 8, hidden_size: int = 32):
         super().__init__()
-        self.hidden_size = hidden_size
-        self.W_x = nn.Parameter(torch.empty(hidden_size, n_classes))
-        self.W_h = nn.Parameter(torch.empty(hidden_size, hidden_size))
-        self.b_h = nn.Parameter(torch.empty(hidden_size))
-        self.W_y = nn.Parameter(torch.empty(n_classes, hidden_size))
+        self.hidden_size = n_h = hidden_size
+        self.W_x = nn.Parameter(torch.empty(n_h, n_classes))
+        self.W_h = nn.Parameter(torch.empty(n_h, n_h))
+        self.b_h = nn.Parameter(torch.empty(n_h))
+        self.W_y = nn.Parameter(torch.empty(n_classes, n_h))
         self.b_y = nn.Parameter(torch.empty(n_classes))
-        bound = 1 / math.sqrt(hidden_size)
         for p in self.parameters():
-            nn.init.uniform_(p, -bound, bound)
+            nn.init.uniform_(p, -1 / math.sqrt(n_h), 1 / math.sqrt(n_h))
 
-    @classmethod
-    def stack(cls, models: list[RememberFirstRNN]) -> RememberFirstRNN:
-        """One network holding the parameters of `models` stacked along a new first axis."""
-        stacked = cls.__new__(cls)
-        nn.Module.__init__(stacked)
-        stacked.hidden_size = models[0].hidden_size
-        for name in cls.PARAM_NAMES:
-            value = torch.stack([getattr(m, name).detach() for m in models])
-            setattr(stacked, name, nn.Parameter(value))
-        return stacked
-
-    def hidden_states(self, X: torch.Tensor, K: int | None = None) -> list[torch.Tensor]:
-        """h_0 .. h_T for X: (B, T, C), each (B, n_h); for a stack, X (S, B, T, C) → (S, B, n_h).
-
-        With K, truncated BPTT: the state is detached after every K steps, so no gradient
-        flows back further than the start of its chunk of K steps.
-        """
+    def hidden_states(self, X, K=None):
+        """h_0 .. h_T for X: (B, T, C), each (B, n_h); (S, B, n_h) for a
+        stack. With K, truncated BPTT: h is detached after every K steps,
+        so no gradient flows back beyond the start of its chunk."""
+        W_x, W_h, b_h = self.W_x.mT, self.W_h.mT, self.b_h[..., None, :]
         h = X.new_zeros(*X.shape[:-2], self.hidden_size)
         hs = [h]
         for t in range(X.shape[-2]):
             if K is not None and t > 0 and t % K == 0:
-                h = h.detach()
-            h = torch.tanh(h @ self.W_h.mT + X[..., t, :] @ self.W_x.mT + self.b_h[..., None, :])
+                h = h.detach()       # cut the gradient path; keep the value
+            h = torch.tanh(h @ W_h + X[..., t, :] @ W_x + b_h)
             hs.append(h)
         return hs
 
-    def forward(self, X: torch.Tensor, K: int | None = None) -> torch.Tensor:
-        """Logits (B, C) for the first character, read out from h_T ((S, B, C) for a stack)."""
-        return self.hidden_states(X, K)[-1] @ self.W_y.mT + self.b_y[..., None, :]
+    def forward(self, X, K=None):
+        """Logits (B, C) for the first character, read out from h_T."""
+        h_T = self.hidden_states(X, K)[-1]
+        return h_T @ self.W_y.mT + self.b_y[..., None, :]
+
+
+def stack_networks(models: list[RememberFirstRNN]) -> RememberFirstRNN:
+    """One network holding the parameters of `models`, stacked along a new first axis."""
+    stacked = RememberFirstRNN.__new__(RememberFirstRNN)
+    nn.Module.__init__(stacked)
+    stacked.hidden_size = models[0].hidden_size
+    for name in RememberFirstRNN.PARAM_NAMES:
+        value = torch.stack([getattr(m, name).detach() for m in models])
+        setattr(stacked, name, nn.Parameter(value))
+    return stacked
 
 
 def per_step_grad_norms(model: RememberFirstRNN, X: torch.Tensor,

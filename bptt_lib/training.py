@@ -218,7 +218,7 @@ def train_stack(model: RememberFirstRNN, data: RememberFirstSplit, *, epochs: in
                 lr: float = 5e-3, optimizer: str = "adam", batch_size: int | None = 64,
                 K: int | None = None, clip: float | None = None,
                 fresh_data: bool = False) -> list[TrainRecord]:
-    """`train` for a stack of S networks at once (`RememberFirstRNN.stack`), on a stack of
+    """`train` for a stack of S networks at once (`stack_networks`), on a stack of
     splits (`RememberFirstSplit.stack`, whose seeds also seed each run's shuffling).
 
     Each network gets what `train` would give it (its own loss, its own norm, clipping

@@ -130,15 +130,6 @@ def test_page_renders_offline(browser, servers, edition, name):
 # --- reading: figure text size, opaque figures, listings within the column, the widget --------
 
 MIN_TEXT_PX = 9   # the smallest legible text, in CSS pixels as shown
-LEAD_PAGES = ("book/remember_first", "book/clipping", "book/truncated_bptt", "book/looking_ahead")
-# Figures of 33.4–33.6, which the lead is laying out again: they may fail the legibility check
-# until then. The lead removes each entry when its figure passes.
-FIGURES_BEING_RELAID = {"fig-remember-first", "fig-per-step-gradient", "fig-clipping",
-                        "fig-truncated-bptt"}
-# Listings and code cells wider than the column, in what the lead is rewriting: the code cells
-# of the pages 33.4–33.6, and the listings (by caption) that the theory pages show from the
-# library files the lead is rewriting.
-LISTINGS_BEING_REWRITTEN = {"bptt_lib/experiments.py", "bptt_lib/tasks.py"}
 READING = r"""() => {
   const images = [...document.querySelectorAll('article img')].map(i => ({
     figure: (i.closest('figure') || {}).id || null, src: i.getAttribute('src'),
@@ -155,14 +146,6 @@ READING = r"""() => {
   });
   return {images, listings, svgText};
 }"""
-
-
-def excused_or_fail(failures: dict, excused, reason: str):
-    """Fail on any failure not in `excused`; xfail when only excused ones fail."""
-    unexcused = {k: v for k, v in failures.items() if k not in excused}
-    assert not unexcused, unexcused
-    if failures:
-        pytest.xfail(f"{reason}: {sorted(failures)}")
 
 
 @pytest.fixture(scope="module")
@@ -199,15 +182,14 @@ def test_figure_text_is_legible_and_figures_are_opaque(site, reading, name):
             too_small[image["figure"] or image["src"]] = round(shown, 1)
     for text in reading[name]["svgText"]:
         assert text["px"] >= MIN_TEXT_PX, f"{name}: SVG text {text['text']!r} at {text['px']} px"
-    excused_or_fail(too_small, FIGURES_BEING_RELAID, "33.4–33.6 figures being relaid by lead")
+    assert not too_small, f"{name}: smallest text in CSS px {too_small}"
 
 
 @pytest.mark.parametrize("name", toc_pages())
 def test_listings_fit_the_column(reading, name):
     wide = {listing["name"]: listing["overflow"] for listing in reading[name]["listings"]
             if listing["overflow"] > 0}
-    excused = set(wide) if name in LEAD_PAGES else LISTINGS_BEING_REWRITTEN
-    excused_or_fail(wide, excused, "33.4–33.6 code and library listings being rewritten by lead")
+    assert not wide, f"{name}: listings wider than the column (px) {wide}"
 
 
 WIDGET = "#sigma-sweep"

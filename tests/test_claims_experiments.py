@@ -36,7 +36,7 @@ from bptt_lib.experiments import (
     unique_suffix_length,
     wilson_interval,
 )
-from bptt_lib.tasks import RememberFirstRNN, RememberFirstSplit
+from bptt_lib.tasks import RememberFirstRNN, RememberFirstSplit, stack_networks
 from bptt_lib.training import clip_grad_norm, stack_loss_and_grads, train, train_stack
 
 pytestmark = pytest.mark.slow
@@ -184,7 +184,7 @@ def test_bptt_by_hand_matches_autograd(K):
     S, B, T, C, H = (int(v) for v in rng.integers(2, 9, size=5))
     T += 5
     torch.manual_seed(int(rng.integers(1000)))
-    model = RememberFirstRNN.stack([RememberFirstRNN(C, H).double() for _ in range(S)])
+    model = stack_networks([RememberFirstRNN(C, H).double() for _ in range(S)])
     X = F.one_hot(torch.randint(C, (S, B, T)), C).double()
     y = torch.randint(C, (S, B))
     losses = stack_loss_and_grads(model, X.permute(2, 0, 1, 3), y, K)
