@@ -380,6 +380,9 @@ def _run(config: RememberFirstRun) -> Runs:
 
 
 CACHE = "BPTT_EXPERIMENT_CACHE"  # environment: a directory to keep finished runs in (optional)
+_SOURCE = hashlib.sha256(b"".join(  # the code the runs execute, as imported
+    (Path(__file__).parent / f"{module}.py").read_bytes()
+    for module in ("experiments", "jacobians", "tasks", "training"))).hexdigest()
 
 
 def _cache_path(config: RememberFirstRun) -> Path | None:
@@ -388,11 +391,9 @@ def _cache_path(config: RememberFirstRun) -> Path | None:
     if not os.environ.get(CACHE):
         return None
     key = hashlib.sha256(repr(config).encode())
-    for part in (torch.__version__, torch.backends.cpu.get_cpu_capability(),
+    for part in (_SOURCE, torch.__version__, torch.backends.cpu.get_cpu_capability(),
                  os.environ.get("ATEN_CPU_CAPABILITY", "")):
         key.update(part.encode())
-    for module in ("experiments", "jacobians", "tasks", "training"):  # what the runs execute
-        key.update((Path(__file__).parent / f"{module}.py").read_bytes())
     return Path(os.environ[CACHE]) / f"{key.hexdigest()[:40]}.pt"
 
 

@@ -92,18 +92,17 @@ def adam(params: list[torch.nn.Parameter], lr: float, betas=(0.9, 0.999),
     return step
 
 
-def accuracies(model: RememberFirstRNN, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Fraction of sequences whose first character the model predicts, per network.
-
-    X: (..., B, T, C), y: (..., B) → (...): a scalar for one network, (S,) for a stack.
-    """
-    with torch.no_grad():
-        return (model(X).argmax(-1) == y).float().mean(-1)
-
-
 def accuracy(model: RememberFirstRNN, X: torch.Tensor, y: torch.Tensor) -> float:
     """Fraction of sequences whose first character the model predicts. X: (B, T, C), y: (B,)."""
-    return accuracies(model, X, y).item()
+    with torch.no_grad():
+        return (model(X).argmax(-1) == y).float().mean().item()
+
+
+def _check_options(optimizer: str, K: int | None) -> None:
+    if optimizer not in ("adam", "sgd"):
+        raise ValueError(f"optimizer must be 'adam' or 'sgd', got {optimizer!r}")
+    if K is not None and K < 1:
+        raise ValueError(f"truncation length K must be >= 1, got {K}")
 
 
 def train(model: RememberFirstRNN, data: RememberFirstSplit, *, epochs: int,
@@ -115,10 +114,7 @@ def train(model: RememberFirstRNN, data: RememberFirstSplit, *, epochs: int,
     optimizer: "adam" or "sgd"; batch_size=None trains on the whole set per step;
     K: truncation length (None = full BPTT); grad_transform: e.g. clip_grad_norm(5.0).
     """
-    if optimizer not in ("adam", "sgd"):
-        raise ValueError(f"optimizer must be 'adam' or 'sgd', got {optimizer!r}")
-    if K is not None and K < 1:
-        raise ValueError(f"truncation length K must be >= 1, got {K}")
+    _check_options(optimizer, K)
     params = list(model.parameters())
     update = (adam if optimizer == "adam" else sgd)(params, lr)
     shuffle = torch.Generator().manual_seed(seed)
@@ -170,8 +166,9 @@ def stack_hidden_states(model: RememberFirstRNN, xs: torch.Tensor) -> torch.Tens
     return hs
 
 
+@torch.no_grad()
 def stack_accuracies(model: RememberFirstRNN, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """`accuracies` of a stack, X: (S, B, T, C), y: (S, B) → (S,), by `stack_hidden_states`."""
+    """`accuracy` of each network of a stack, X: (S, B, T, C), y: (S, B) → (S,)."""
     h_T = stack_hidden_states(model, X.permute(2, 0, 1, 3))[-1]
     logits = torch.baddbmm(model.b_y[:, None, :], h_T, model.W_y.mT)
     return (logits.argmax(-1) == y).float().mean(-1)
@@ -227,10 +224,7 @@ def train_stack(model: RememberFirstRNN, data: RememberFirstSplit, *, epochs: in
     whose train_acc holds the accuracy after the last epoch only (evaluating the training set
     every epoch would cost as much as a third of the training).
     """
-    if optimizer not in ("adam", "sgd"):
-        raise ValueError(f"optimizer must be 'adam' or 'sgd', got {optimizer!r}")
-    if K is not None and K < 1:
-        raise ValueError(f"truncation length K must be >= 1, got {K}")
+    _check_options(optimizer, K)
     if clip is not None and not clip > 0:
         raise ValueError(f"clipping threshold must be positive, got {clip}")
     params = list(model.parameters())
