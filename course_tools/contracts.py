@@ -6,6 +6,8 @@ after Execute in `Autograde.autograde_preprocessors`, reads the notebook's code 
 run: only parsed), follows the function and the notebook helpers it calls by name, resolves
 what each called name refers to through the notebook's imports, and on a violation appends an
 error output to the grade cell, which then scores 0 (nbgrader: an error output is 0 points).
+Since the source is what is judged, it must say which function runs: one top-level `def`, and
+no exec/eval/globals()/… that could bind another one at run time.
 """
 
 import ast
@@ -55,22 +57,61 @@ def _dotted(node: ast.AST, imports: dict[str, str]) -> str | None:
     return ".".join([imports.get(node.id, node.id), *reversed(attrs)])
 
 
-def calls(sources: list[str], function: str) -> set[str] | None:
-    """Dotted names of everything `function` calls, with the notebook functions it calls in
-    turn; None if the notebook does not define `function`. Cells that do not parse are skipped
-    (the kernel reports those)."""
+# calls and imports that let a notebook bind names at run time, behind its source's back
+DYNAMIC = {"exec", "eval", "compile", "globals", "locals", "vars", "setattr", "__import__",
+           "__main__"}
+
+
+def _parse(sources: list[str]) -> list[ast.Module]:
+    """The cells that parse (the kernel reports the others)."""
     trees = []
     for src in sources:
         try:
             trees.append(ast.parse(src))
-        except SyntaxError:
+        except (SyntaxError, ValueError, RecursionError):
             continue
+    return trees
+
+
+def _binds(node: ast.AST, name: str) -> bool:
+    return (isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+            and node.name == name
+            or isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store) and node.id == name
+            or isinstance(node, ast.alias) and (node.asname or node.name) == name
+            or isinstance(node, ast.Global | ast.Nonlocal) and name in node.names)
+
+
+def _bindings(trees: list[ast.Module], name: str) -> list[str]:
+    """What binds `name` in the notebook: 'def' for each top-level function definition, else
+    the type of the top-level statement that binds it (function bodies only by `global`)."""
+    found = []
+    for tree in trees:
+        for top in tree.body:
+            if isinstance(top, ast.FunctionDef) and top.name == name:
+                found.append("def")
+            elif isinstance(top, ast.FunctionDef | ast.AsyncFunctionDef):
+                found += ["global"] * any(isinstance(n, ast.Global | ast.Nonlocal) and
+                                          name in n.names for n in ast.walk(top))
+            else:
+                found += [type(top).__name__] * any(_binds(n, name) for n in ast.walk(top))
+    return found
+
+
+def _dynamic(trees: list[ast.Module]) -> list[str]:
+    """The DYNAMIC names the notebook calls or imports."""
+    return sorted({n.func.id for t in trees for n in ast.walk(t) if isinstance(n, ast.Call)
+                   and isinstance(n.func, ast.Name) and n.func.id in DYNAMIC} |
+                  {a.name for t in trees for n in ast.walk(t) if isinstance(n, ast.Import)
+                   for a in n.names if a.name in DYNAMIC})
+
+
+def calls(trees: list[ast.Module], function: str) -> set[str]:
+    """Dotted names of everything the notebook's top-level `function` calls, with the notebook
+    functions it calls in turn."""
     imports, defs = {}, {}
     for tree in trees:
         imports.update(_imports(tree))
         defs.update({n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)})
-    if function not in defs:
-        return None
     found, todo, seen = set(), [function], set()
     while todo:
         name = todo.pop()
@@ -86,10 +127,17 @@ def calls(sources: list[str], function: str) -> set[str] | None:
 
 
 def violation(sources: list[str], method: Method) -> str | None:
-    """Why the notebook's `method.function` does not follow the method, or None if it does."""
-    made = calls(sources, method.function)
-    if made is None:
+    """Why the notebook's `method.function` does not follow the method, or None if it does.
+    The source must say which function runs: one `def`, and no code made at run time."""
+    trees = _parse(sources)
+    bound = _bindings(trees, method.function)
+    if not bound:
         return None  # not defined: the grade cell itself fails with a NameError message
+    if bound != ["def"] or _dynamic(trees):
+        return (f"{method.function} is graded from the source, so it must be defined once, by a "
+                f"top-level `def`, in a notebook that does not bind names at run time (found: "
+                f"{', '.join(bound + _dynamic(trees))}) — no marks for this cell.")
+    made = calls(trees, method.function)
     banned = sorted(made & set(method.banned))
     if banned:
         return (f"{method.function} calls {', '.join(banned)}: the contract asks for "
@@ -106,8 +154,7 @@ class MethodCheck(NbGraderPreprocessor):
 
     def preprocess(self, nb, resources):
         notebook = resources.get("nbgrader", {}).get("notebook")
-        sources = [c.source for c in nb.cells if c.cell_type == "code"
-                   and not c.metadata.get("nbgrader", {}).get("grade")]
+        sources = [c.source for c in nb.cells if c.cell_type == "code"]  # metadata aside
         for c in nb.cells:
             method = METHODS.get((notebook, c.metadata.get("nbgrader", {}).get("grade_id")))
             why = method and violation(sources, method)

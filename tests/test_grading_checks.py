@@ -256,6 +256,16 @@ EIG = "import numpy as np\n"
      "calls numpy.linalg.matrix_power"),
     (EIG + "def power_via_eig(W, n):\n    P = W\n    for _ in range(n - 1):\n        P = P @ W\n"
      "    return np.linalg.eigvals(P)", "does not call numpy.linalg.eig"),
+    # the source must say which function runs
+    (EIG + "def power_via_eig(W, n):\n    return np.linalg.eig(W)\n"
+     "power_via_eig = np.linalg.matrix_power", "(found: def, Assign)"),
+    (EIG + "def power_via_eig(W, n):\n    return np.linalg.eig(W)\n"
+     "exec('def power_via_eig(W, n): return W')", "(found: def, exec)"),
+    (EIG + "def power_via_eig(W, n):\n    return np.linalg.eig(W)\n"
+     "def setup():\n    global power_via_eig\n    power_via_eig = np.linalg.matrix_power",
+     "(found: def, global)"),
+    (EIG + "if True:\n    def power_via_eig(W, n):\n        return np.linalg.matrix_power(W, n)",
+     "(found: If)"),
 ])
 def test_method_is_read_from_the_source(source, problem):
     from course_tools.contracts import METHODS, violation
