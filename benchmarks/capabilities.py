@@ -18,32 +18,36 @@ import sys
 PAGES = {"33.4": ("REMEMBER_FIRST_PAGE", "REMEMBER_FIRST"), "33.5": ("CLIPPING_PAGE", "CLIPPING"),
          "33.6": ("TRUNCATION", "TRUNCATION")}
 
-WORKER = """
-import json, sys
-import numpy as np
-import torch
-from bptt_lib import claims, experiments
-out = {"capability": torch.backends.cpu.get_cpu_capability(), "pages": {}}
-for page, (configs, claim_list) in json.loads(sys.argv[1]).items():
-    runs = experiments.run_all(getattr(experiments, configs))
-    false = []
-    for claim in getattr(claims, claim_list):
-        try:
-            claim.check(runs)
-        except claims.ClaimError:
-            false.append(claim.name)
-    out["pages"][page] = {"runs": {str(k): [r.n_solved, r.n, float(np.median(r.final("test_acc")))]
-                                   for k, r in runs.items()}, "false": false}
-print(json.dumps(out))
-"""
+def worker() -> None:
+    """Run every page's configurations under this process's CPU kernels; print JSON."""
+    import numpy as np
+    import torch
+
+    from bptt_lib import claims, experiments
+
+    out = {"capability": torch.backends.cpu.get_cpu_capability(), "pages": {}}
+    for page, (configs, claim_list) in PAGES.items():
+        runs = experiments.run_all(getattr(experiments, configs))
+        false = []
+        for claim in getattr(claims, claim_list):
+            try:
+                claim.check(runs)
+            except claims.ClaimError:
+                false.append(claim.name)
+        out["pages"][page] = {"false": false, "runs": {
+            str(k): [r.n_solved, r.n, float(np.median(r.final("test_acc")))]
+            for k, r in runs.items()}}
+    print(json.dumps(out))
 
 
 def measure(capability: str) -> dict:
     env = dict(os.environ)
     if capability != "native":
         env["ATEN_CPU_CAPABILITY"] = capability
-    done = subprocess.run([sys.executable, "-c", WORKER, json.dumps(PAGES)], env=env,
-                          capture_output=True, text=True, check=True)
+    done = subprocess.run([sys.executable, __file__, "--worker"], env=env, capture_output=True,
+                          text=True)
+    if done.returncode:
+        sys.exit(f"{capability}: the worker failed:\n{done.stderr}")
     return json.loads(done.stdout)
 
 
@@ -51,7 +55,10 @@ def main():
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--capabilities", nargs="+", default=["native", "avx2", "default"])
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.worker:
+        return worker()
     results = {c: measure(c) for c in args.capabilities}
     heads = [f"{c} ({results[c]['capability']})" for c in args.capabilities]
     print("| page | configuration | " + " | ".join(heads) + " |")
