@@ -154,43 +154,59 @@ def seed_grad_norms(parameters: list[torch.nn.Parameter]) -> torch.Tensor:
     return torch.linalg.vector_norm(torch.stack(per_param, dim=1), dim=1)
 
 
+def _buffer(work: dict | None, name: str, shape, like: torch.Tensor) -> torch.Tensor:
+    """A tensor of `shape` kept in `work` between calls of the same shape (no fresh pages for
+    every training step), or a new one without `work`."""
+    if work is None:
+        return like.new_empty(shape)
+    if name not in work or work[name].shape != torch.Size(shape):
+        work[name] = like.new_empty(shape)
+    return work[name]
+
+
 @torch.no_grad()
-def stack_hidden_states(model: RememberFirstRNN, xs: torch.Tensor) -> torch.Tensor:
+def stack_hidden_states(model: RememberFirstRNN, xs: torch.Tensor,
+                        work: dict | None = None) -> torch.Tensor:
     """h_0 .. h_T of a stack of S networks, (T+1, S, B, n_h), for xs: (T, S, B, C), time first:
     `model.hidden_states` without autograd's bookkeeping, for training and evaluation."""
-    us = xs @ model.W_x.mT + model.b_h[:, None, :]          # u_t = W_x x_t + b_h, (T, S, B, n_h)
-    hs = xs.new_empty(len(xs) + 1, *us.shape[1:])
+    T, S, B, _ = xs.shape
+    us = torch.matmul(xs, model.W_x.mT, out=_buffer(work, "us", (T, S, B, model.hidden_size), xs))
+    us += model.b_h[:, None, :]                             # u_t = W_x x_t + b_h
+    hs = _buffer(work, "hs", (T + 1, *us.shape[1:]), xs)
     hs[0] = 0
-    for t in range(len(xs)):                                # h_t = tanh(W_h h_{t−1} + u_t)
+    for t in range(T):                                      # h_t = tanh(W_h h_{t−1} + u_t)
         torch.baddbmm(us[t], hs[t], model.W_h.mT, out=hs[t + 1]).tanh_()
     return hs
 
 
 @torch.no_grad()
-def stack_accuracies(model: RememberFirstRNN, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """`accuracy` of each network of a stack, X: (S, B, T, C), y: (S, B) → (S,)."""
-    h_T = stack_hidden_states(model, X.permute(2, 0, 1, 3))[-1]
+def stack_accuracies(model: RememberFirstRNN, xs: torch.Tensor, y: torch.Tensor,
+                     work: dict | None = None) -> torch.Tensor:
+    """`accuracy` of each network of a stack, xs: (T, S, B, C), y: (S, B) → (S,)."""
+    h_T = stack_hidden_states(model, xs, work)[-1]
     logits = torch.baddbmm(model.b_y[:, None, :], h_T, model.W_y.mT)
     return (logits.argmax(-1) == y).float().mean(-1)
 
 
 @torch.no_grad()
 def stack_loss_and_grads(model: RememberFirstRNN, xs: torch.Tensor, y: torch.Tensor,
-                         K: int | None = None) -> torch.Tensor:
+                         K: int | None = None, work: dict | None = None) -> torch.Tensor:
     """Each network's mean cross-entropy at step T and its gradients, by hand: BPTT.
 
     model: a stack of S networks; xs: (T, S, B, C), time first; y: (S, B). Sets every
     parameter's .grad and returns the losses (S,). With K, the δ recursion stops at the start of
     the last chunk of K steps, exactly where `hidden_states(X, K)` detaches h. Tested against
-    autograd.
+    autograd. `work`: a dict in which to keep the large buffers from one call to the next.
     """
     W_x, W_h, b_h, W_y, b_y = (getattr(model, k) for k in model.PARAM_NAMES)
     T, S, B, C = xs.shape
 
     def summed(a, b):  # Σ_t a_tᵀ b_t over time and batch: (T, S, B, m), (T, S, B, n) → (S, m, n)
-        return (a.flatten(0, 1).mT @ b.flatten(0, 1)).view(T, S, a.shape[-1], -1).sum(0)
+        m, n = a.shape[-1], b.shape[-1]
+        out = _buffer(work, f"sum{m}x{n}", (T * S, m, n), a)
+        return torch.bmm(a.flatten(0, 1).mT, b.flatten(0, 1), out=out).view(T, S, m, n).sum(0)
 
-    hs = stack_hidden_states(model, xs)
+    hs = stack_hidden_states(model, xs, work)
     log_p = torch.baddbmm(b_y[:, None, :], hs[T], W_y.mT).log_softmax(-1)  # (S, B, C)
     rows, cols = torch.arange(S)[:, None], torch.arange(B)
     losses = -log_p[rows, cols, y].mean(1)
@@ -198,7 +214,7 @@ def stack_loss_and_grads(model: RememberFirstRNN, xs: torch.Tensor, y: torch.Ten
     dy[rows, cols, y] -= 1
     dy /= B
     W_y.grad, b_y.grad = dy.mT @ hs[T], dy.sum(1)
-    dzs = torch.empty_like(hs[1:])                          # δ^z_t = ∂L/∂z_t, t = 1 .. T
+    dzs = _buffer(work, "dzs", hs[1:].shape, hs)            # δ^z_t = ∂L/∂z_t, t = 1 .. T
     first = 0 if K is None else (T - 1) // K * K            # the last chunk starts at step first+1
     dzs[:first] = 0                                         # (truncated: no gradient before it)
     dh = dy @ W_y                                           # δ^h_T
@@ -234,6 +250,8 @@ def train_stack(model: RememberFirstRNN, data: RememberFirstSplit, *, epochs: in
     recs = [TrainRecord() for _ in range(S)]
     alive = [True] * S
     rows = torch.arange(S)[:, None]
+    work, evaluation = {}, {}  # buffers reused by every step, and by every evaluation
+    xs_test = data.X_test.permute(2, 0, 1, 3).contiguous()  # (T, S, n_test, C), time first
     for epoch in range(epochs):
         X, y = data.fresh_train(epoch) if fresh_data else (data.X_train, data.y_train)
         xs = X.permute(2, 0, 1, 3)                          # (T, S, n, C), time first
@@ -243,7 +261,7 @@ def train_stack(model: RememberFirstRNN, data: RememberFirstSplit, *, epochs: in
         total = torch.zeros(S, dtype=torch.float64)
         for start in range(0, n, step):
             idx = order[:, start:start + step]
-            losses = stack_loss_and_grads(model, xs[:, rows, idx], y[rows, idx], K)
+            losses = stack_loss_and_grads(model, xs[:, rows, idx], y[rows, idx], K, work)
             norms = seed_grad_norms(params)
             if clip is not None:
                 scale = (clip / (norms + 1e-6)).clamp(max=1.0)  # as torch's clip_grad_norm_
@@ -257,8 +275,9 @@ def train_stack(model: RememberFirstRNN, data: RememberFirstSplit, *, epochs: in
         finite = torch.isfinite(total / n)
         for p in params:
             finite &= torch.isfinite(p.detach().flatten(1)).all(1)
-        test_acc = stack_accuracies(model, data.X_test, data.y_test).tolist()
-        train_acc = stack_accuracies(model, X, y).tolist() if epoch == epochs - 1 else None
+        test_acc = stack_accuracies(model, xs_test, data.y_test, evaluation).tolist()
+        train_acc = (stack_accuracies(model, xs, y, evaluation).tolist()
+                     if epoch == epochs - 1 else None)
         for s, rec in enumerate(recs):
             if not alive[s]:
                 continue
