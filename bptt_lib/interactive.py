@@ -95,9 +95,9 @@ _WIDGET = Template("""\
  <text transform="translate(16 180) rotate(-90)" text-anchor="middle" font-size="16"
   fill="#1f2937">‖∂h<tspan baseline-shift="sub" font-size="12">t</tspan> / ∂h<tspan
   baseline-shift="sub" font-size="12">k</tspan>‖₂ (log scale)</text>
- <g font-size="15" fill="#1f2937"><line x1="430" x2="462" y1="22" y2="22" stroke="$BLUE"
-  stroke-width="3"/><text x="468" y="27">measured</text><line x1="430" x2="462" y1="44" y2="44"
-  stroke="$GRAY" stroke-width="2.5" stroke-dasharray="8 5"/><text x="468" y="49">bound
+ <g font-size="15" fill="#1f2937"><line x1="100" x2="132" y1="14" y2="14" stroke="$BLUE"
+  stroke-width="3"/><text x="138" y="19">measured</text><line x1="250" x2="282" y1="14" y2="14"
+  stroke="$GRAY" stroke-width="2.5" stroke-dasharray="8 5"/><text x="288" y="19">bound
   σ<tspan baseline-shift="sub" font-size="11">max</tspan><tspan baseline-shift="super"
   font-size="11">t−k</tspan></text></g>
 </svg>
@@ -109,7 +109,7 @@ _WIDGET = Template("""\
   const root = document.getElementById("$ID");
   const [sigmaIn, tIn] = root.querySelectorAll("input");
   const svg = root.querySelector("svg"), ns = "http://www.w3.org/2000/svg";
-  const L = 78, R = 620, TOP = 14, B = 330;
+  const L = 78, R = 620, TOP = 40, B = 330;  // the legend above TOP
   function el(name, attrs, text) {
     const e = document.createElementNS(ns, name);
     for (const k in attrs) e.setAttribute(k, attrs[k]);
