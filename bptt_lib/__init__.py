@@ -1,14 +1,16 @@
 """bptt_lib: the code behind Chapter 33, Backpropagation Through Time.
 
 Modules, by the chapter's concepts:
-  rnn        — the simple RNN (RNN-1)/(RNN-2) in NumPy and torch, and its BPTT backward pass
+  rnn        — the simple RNN (RNN-1)/(RNN-2) in NumPy and torch: forward pass and loss
+  backward   — its BPTT backward pass
   jacobians  — temporal Jacobians, their products, the bound (γ σ_max)^{t−k}, spectral helpers
   tasks      — the "remember the first character" task and RememberFirstRNN
   training   — full / truncated BPTT training loops, clipping, gradient transforms
   checks     — relative errors and explained comparisons against autograd
   style      — the chapter's palette and matplotlib style
   grading    — the checks behind the graded exercises 33.1–33.5
-Only rnn and jacobians are needed for NumPy work; torch is imported when a torch part is used.
+Only rnn, backward and jacobians are needed for NumPy work; torch is imported when a torch
+part is used.
 """
 
 import importlib
@@ -20,7 +22,8 @@ _MODULE_OF = {  # public name -> the module defining it; loaded on first use (PE
     **dict.fromkeys(("driven_trajectory", "jacobian_product", "jacobian_product_norms",
                      "magnitude_bound", "matrix_with_sigma_max", "matrix_with_spectral_radius",
                      "spectral_norm", "spectral_radius", "temporal_jacobian"), "jacobians"),
-    **dict.fromkeys(("PARAM_NAMES", "bptt", "init_params", "last_step_loss_grads", "rnn_forward",
+    **dict.fromkeys(("bptt", "last_step_loss_grads"), "backward"),
+    **dict.fromkeys(("PARAM_NAMES", "init_params", "rnn_forward",
                      "rnn_outputs", "softmax_cross_entropy", "to_torch"), "rnn"),
     **dict.fromkeys(("RememberFirstRNN", "RememberFirstSplit", "per_step_grad_norms",
                      "remember_first"), "tasks"),

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .backward import bptt
 from .checks import rel_error
 from .jacobians import (
     driven_trajectory,
@@ -26,7 +27,6 @@ from .jacobians import (
 )
 from .rnn import (
     PARAM_NAMES,
-    bptt,
     init_params,
     rnn_forward,
     rnn_outputs,
@@ -382,7 +382,7 @@ def _run(config: RememberFirstRun) -> Runs:
 CACHE = "BPTT_EXPERIMENT_CACHE"  # environment: a directory to keep finished runs in (optional)
 _SOURCE = hashlib.sha256(b"".join(  # the code the runs execute, as imported
     (Path(__file__).parent / f"{module}.py").read_bytes()
-    for module in ("experiments", "jacobians", "tasks", "training"))).hexdigest()
+    for module in ("experiments", "backward", "jacobians", "rnn", "tasks", "training"))).hexdigest()
 
 
 def _cache_path(config: RememberFirstRun) -> Path | None:

@@ -267,9 +267,9 @@ _BANNED_MODULES = ("torch.autograd", "torch.func")
 def _forbidden_objects() -> list:
     """The autograd and library-BPTT functions that exist in this process (torch's only if
     torch is imported: otherwise `no_autograd` stops it from being imported at all)."""
-    from . import rnn
+    from . import backward
 
-    found = [rnn.bptt, rnn.last_step_loss_grads]
+    found = [backward.bptt, backward.last_step_loss_grads]
     for module, name in (("bptt_lib.checks", "autograd_last_step"),
                          ("bptt_lib.tasks", "per_step_grad_norms")):
         if module in sys.modules:

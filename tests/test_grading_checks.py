@@ -234,7 +234,7 @@ def library_under_own_name(params, xs):
 def test_static_check_resolves_imports_and_lazy_library_names():
     line = library_under_own_name.__code__.co_firstlineno + 1
     assert grading.autograd_references(library_under_own_name) == [
-        f"bptt_lib.rnn.last_step_loss_grads (line {line}, as bptt_lib.last_step_loss_grads)"]
+        f"bptt_lib.backward.last_step_loss_grads (line {line}, as bptt_lib.last_step_loss_grads)"]
 
 
 # ---- a contract's method, checked in the submitted source (course_tools/contracts.py)
