@@ -16,7 +16,6 @@ from nbgrader.preprocessors import (
     CheckCellMetadata,
     ClearOutput,
     DeduplicateIds,
-    Execute,
     GetGrades,
     IgnorePattern,
     LimitOutput,
@@ -32,7 +31,7 @@ from course_tools.instructor import (
     autograde_hook,
     quiet_upstream_warnings,
 )
-from course_tools.references import ReferenceCache
+from course_tools.verdicts import VerdictExecute
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 COURSE = os.path.abspath(os.environ.get("BPTT_COURSE_DIR", os.path.join(HERE, "course")))
@@ -44,8 +43,9 @@ if os.path.dirname(sys.executable) not in os.environ.get("PATH", "").split(os.pa
                                           os.environ.get("PATH", "")])
 
 
-class SurvivingExecute(Execute):
-    """Execute, but a kernel that dies (os._exit, segfault, OOM kill) fails only the cells from
+class SurvivingExecute(VerdictExecute):
+    """VerdictExecute (grade cells judged outside the kernel), but a kernel that dies (os._exit,
+    segfault, OOM kill) fails only the cells from
     there on — each gets an error output, so it scores 0 — instead of aborting the student's
     whole autograde (stock nbgrader deletes the result and records no score)."""
 
@@ -109,7 +109,7 @@ c.Execute.interrupt_on_timeout = True
 c.Autograde.sanitize_preprocessors = [
     ClearOutput, DropDuplicateIds, OverwriteKernelspec, OverwriteCells, CheckCellMetadata]
 c.Autograde.autograde_preprocessors = [
-    ReferenceCache, SurvivingExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput,
+    SurvivingExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput,
     MethodCheck, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
 # An assignment never generated (step 2 skipped): one message saying what to run, exit 2.
 c.Autograde.pre_convert_hook = autograde_hook(c.CourseDirectory.db_url)
@@ -119,8 +119,9 @@ c.IgnorePattern.enabled = True
 c.IgnorePattern.pattern = r"Warning|warn\("
 c.LimitOutput.max_lines = 200
 c.LimitOutput.max_traceback = 40
-# The hidden tests' autograd references: computed once per batch, not once per student.
-c.ReferenceCache.directory = os.path.join(COURSE, "references")
+# Grade cells are judged outside the kernel (course_tools/verdicts.py) on inputs drawn for each
+# student from this secret: keep it in the course directory, never in git or a sandbox.
+c.VerdictExecute.secret_file = os.path.join(COURSE, "grading_secret")
 
 # --- feedback: never show the hidden tests ------------------------------------------------------
 c.GenerateFeedback.preprocessors = [FeedbackClearHiddenTests, GetGrades,
@@ -131,3 +132,6 @@ c.GenerateFeedback.preprocessors = [FeedbackClearHiddenTests, GetGrades,
 from course_tools.sandbox import configure  # noqa: E402
 
 configure(c)
+# What a graded kernel may import: the library, and of the grading code only its in-kernel side.
+c.Sandbox.packages = ["bptt_lib", "bptt_grading"]
+c.Sandbox.readonly_env = []

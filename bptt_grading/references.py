@@ -1,27 +1,29 @@
-"""The references behind bptt_lib.grading: each exercise's data and autograd answers per seed.
+"""The inputs and autograd references of the graded exercises, per (exercise, seed).
 
-Run only in a fresh interpreter, so that nothing a student patches in a notebook reaches it:
+Computed where the judges run: in the grader, outside any sandbox, on the hidden seeds of each
+student (course_tools/verdicts.py); in the student's notebook on the public ones (selfcheck).
+Never inside a graded kernel: the sandbox hides this module (course_tools/sandbox.py).
 
-    python -I -m bptt_lib.grading_references <exercise> <seed>...   # prints a JSON list
-
-(by the grader before the notebooks run, course_tools/references.py, or by a check itself).
+    reference(exercise, seed) -> dict      python -m bptt_grading.references ex33_4 0 1
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from functools import cache
 
 import numpy as np
 import torch
 
-from .grading import CONFIG_33_3, CONFIG_33_5, stand_in_33_5
+from .inkernel import stand_in_33_5
+from .judge import CONFIG_33_3, CONFIG_33_5
 
 
 def _protocol_33_3(hidden_size: int, seed: int):
     """The 33.3 run the notebook specifies: ‖∂L/∂h_t‖ at initialisation, then training."""
-    from .tasks import RememberFirstRNN, RememberFirstSplit, per_step_grad_norms
-    from .training import train
+    from bptt_lib.tasks import RememberFirstRNN, RememberFirstSplit, per_step_grad_norms
+    from bptt_lib.training import train
 
     c = CONFIG_33_3
     torch.manual_seed(seed)
@@ -33,8 +35,8 @@ def _protocol_33_3(hidden_size: int, seed: int):
 
 def _protocol_33_5(transform, seed: int):
     """The 33.5 run the notebook specifies, for one gradient transform."""
-    from .tasks import RememberFirstRNN, RememberFirstSplit
-    from .training import train
+    from bptt_lib.tasks import RememberFirstRNN, RememberFirstSplit
+    from bptt_lib.training import train
 
     c = CONFIG_33_5
     torch.manual_seed(seed)
@@ -57,7 +59,7 @@ def _forward(params: dict, xs: np.ndarray, target: int):
 
 
 def _ref_33_1(seed: int) -> dict:
-    from .rnn import init_params
+    from bptt_lib.rnn import init_params
 
     rng = np.random.default_rng(seed)
     n_in, n_h, n_out, T = (int(v) for v in rng.integers([2, 3, 2, 4], [6, 8, 6, 10]))
@@ -77,7 +79,7 @@ def _ref_33_1(seed: int) -> dict:
 
 
 def _ref_33_2(seed: int) -> dict:
-    from .jacobians import matrix_with_spectral_radius, spectral_norm, spectral_radius
+    from bptt_lib.jacobians import matrix_with_spectral_radius, spectral_norm, spectral_radius
 
     rng = np.random.default_rng(seed)
     n = int(rng.integers(3, 7))
@@ -132,7 +134,7 @@ def _ref_33_3(seed: int) -> dict:
 
 
 def _ref_33_4(seed: int) -> dict:
-    from .rnn import init_params
+    from bptt_lib.rnn import init_params
 
     rng = np.random.default_rng(seed)
     T = 3 if seed % 2 == 0 else int(rng.integers(4, 7))
@@ -154,7 +156,7 @@ def _ref_33_4(seed: int) -> dict:
 
 
 def _ref_33_5(seed: int) -> dict:
-    from .training import clip_grad_norm
+    from bptt_lib.training import clip_grad_norm
 
     theta = CONFIG_33_5["THETA"]
     return {"clip_loss": _protocol_33_5(clip_grad_norm(theta), seed).loss,
@@ -164,5 +166,13 @@ def _ref_33_5(seed: int) -> dict:
 REFERENCES = {"ex33_1": _ref_33_1, "ex33_2": _ref_33_2, "ex33_3": _ref_33_3,
               "ex33_4": _ref_33_4, "ex33_5": _ref_33_5}
 
+
+@cache
+def reference(exercise: str, seed: int) -> dict:
+    """The inputs and reference answers of `exercise` ('ex33_N') for `seed`, as plain data.
+    torch runs single-threaded here, as in graded kernels (bptt_grading.inkernel)."""
+    torch.set_num_threads(1)
+    return json.loads(json.dumps(REFERENCES[exercise](seed)))  # plain lists, as a kernel sends
+
 if __name__ == "__main__":
-    print(json.dumps([REFERENCES[sys.argv[1]](int(seed)) for seed in sys.argv[2:]]))
+    print(json.dumps([reference(sys.argv[1], int(seed)) for seed in sys.argv[2:]]))

@@ -1,0 +1,76 @@
+"""The public self-checks of the exercise notebooks: the graders' judges on public inputs.
+
+    from bptt_grading import selfcheck
+    selfcheck.check_33_4("W_h", seed=0)      # raises GradingFailure naming the mistake
+
+A check calls your function through `bptt_grading.inkernel` (so it sees exactly what the grader
+sees: the values your function returns, as data), computes the reference here with autograd,
+and judges with `bptt_grading.judge`. Only public seeds run here; grading uses inputs drawn for
+each student, outside your kernel. Changing anything in this process changes only what you see.
+"""
+
+import json
+
+from . import inkernel, judge
+from .judge import CONFIG_33_3, CONFIG_33_5, TOL, TOL_BY_HAND, GradingFailure  # noqa: F401
+
+
+class InProcess:
+    """`judge.Student` for the notebook this runs in: its functions, called here."""
+
+    def __init__(self, namespace: dict):
+        self.namespace = namespace
+
+    def _answer(self, fn, args, kwargs, stand_in=()):
+        request = {"args": list(args), "kwargs": kwargs, "stand_in": list(stand_in)}
+        request.update({"handle": fn.handle} if isinstance(fn, judge.Handle) else {"name": fn})
+        out = json.loads(json.dumps(inkernel.call(json.loads(json.dumps(request)),
+                                                  self.namespace)))
+        return judge.result_of(out, getattr(fn, "handle", fn))
+
+    def call(self, fn, *args, stand_in=(), **kwargs):
+        return self._answer(fn, args, kwargs, stand_in)[0]
+
+    def call_on_params(self, fn, params):
+        value, grads = self._answer(fn, [params], {})
+        return value, grads[0]
+
+
+def _namespace() -> dict:
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    if shell is None:
+        raise RuntimeError("run the self-checks in the exercise notebook")
+    return shell.user_ns
+
+
+def _check(exercise: str, part: str, seed: int) -> None:
+    from .references import reference
+
+    judge.judge(exercise, part, InProcess(_namespace()), reference(exercise, seed), seed)
+
+
+def check_33_1(part: str, seed: int = 0) -> None:
+    """'deltas' | 'grad_W_x' | 'contribution_norms'."""
+    _check("ex33_1", part, seed)
+
+
+def check_33_2(part: str, seed: int = 0) -> None:
+    """'linear_jacobian_product' | 'power_via_eig' | 'classify'."""
+    _check("ex33_2", part, seed)
+
+
+def check_33_3(part: str, seed: int = 0) -> None:
+    """'structure' | 'deterministic' | 'h32' | 'h128'."""
+    _check("ex33_3", part, seed)
+
+
+def check_33_4(part: str, seed: int = 0) -> None:
+    """'forward' | 'W_y' | 'h' | 'W_h' | 'W_x' | 'b_h'."""
+    _check("ex33_4", part, seed)
+
+
+def check_33_5(part: str, seed: int = 0) -> None:
+    """'returns' | 'rescales' | 'edge' | 'compare'."""
+    _check("ex33_5", part, seed)

@@ -1,0 +1,165 @@
+"""The trusted side of grading: every grade cell's verdict, decided outside the student's kernel.
+
+`VerdictExecute` is nbgrader's Execute, except for the autograded grade cells: their source (the
+public self-checks) is never sent to the kernel. For each, the grader draws the student's hidden
+seeds from the course secret, computes the references here (`bptt_grading.references`), asks the
+kernel only for the values of the student's functions on those inputs (one probe per call:
+`bptt_grading.inkernel.answer`, whose one output of type MIME is the only thing read back),
+judges them here (`bptt_grading.judge`) and writes the verdict as the cell's only output: none
+(full points) or one error saying what is wrong (0 points, nbgrader's rule). Anything else the
+kernel does — outputs, hooks, reply statuses, patched builtins — can change only the values it
+sends; an answer that does not arrive scores 0. References, seeds and the secret never enter
+the kernel; hidden-test source does not exist.
+
+Which parts a grade cell grades is read from its source as the course's `solutions/` has it
+(OverwriteCells restores it before this runs): each `check_33_N("part", seed=s)` call there is
+graded on hidden seeds of the same parity as s (33.4 takes T = 3 for even seeds): two, or one
+for the exercises that train models (`hidden_per_call`).
+"""
+
+import ast
+import hashlib
+import hmac
+import json
+import os
+import secrets
+
+from nbformat.v4 import new_code_cell, new_output
+from nbgrader.preprocessors import Execute
+from traitlets import Dict, Integer, Unicode
+
+from bptt_grading import judge
+from bptt_grading.inkernel import MIME
+
+MAX_ANSWER = 8 * 2**20  # bytes of one answer, at most
+
+
+def public_calls(source: str) -> list[tuple[str, str, int]]:
+    """[(exercise 'ex33_N', part, public seed)] of the check calls in a grade cell's source."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    found = []
+    for node in ast.walk(tree):
+        name = getattr(getattr(node, "func", None), "attr", getattr(
+            getattr(node, "func", None), "id", ""))
+        if isinstance(node, ast.Call) and name.startswith("check_33_") and node.args and \
+                isinstance(node.args[0], ast.Constant):
+            seed = next((k.value.value for k in node.keywords if k.arg == "seed"
+                         and isinstance(k.value, ast.Constant)), 0)
+            found.append((f"ex{name.removeprefix('check_')}", node.args[0].value, int(seed)))
+    return found
+
+
+def course_secret(path: str) -> bytes:
+    """The course's secret (32 random bytes, created 0600 on first use), kept outside the
+    repository and every sandbox."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "wb") as f:
+            f.write(secrets.token_bytes(32))
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    with os.fdopen(fd, "rb") as f:
+        key = f.read()
+    if len(key) < 32:
+        raise RuntimeError(f"the course secret {path} is shorter than 32 bytes")
+    return key
+
+
+def hidden_seed(secret: bytes, student: str, notebook: str, cell: str, i: int,
+                parity: int) -> int:
+    """A seed no one can predict without the secret, one per (student, cell, call)."""
+    digest = hmac.new(secret, "\0".join((student, notebook, cell, str(i))).encode(),
+                      hashlib.sha256).digest()
+    seed = 1000 + int.from_bytes(digest[:4], "big") % 2**30
+    return seed - seed % 2 + parity % 2
+
+
+class KernelStudent:
+    """`judge.Student` over the kernel of `client`: one probe cell per call, at `index`."""
+
+    def __init__(self, client, index):
+        self.client, self.index = client, index
+
+    def _answer(self, fn, args, kwargs, stand_in=()):
+        request = {"args": list(args), "kwargs": kwargs, "stand_in": list(stand_in)}
+        request.update({"handle": fn.handle} if isinstance(fn, judge.Handle) else {"name": fn})
+        name = "the function it returned" if isinstance(fn, judge.Handle) else fn
+        probe = new_code_cell("__import__('bptt_grading.inkernel', fromlist=['answer'])"
+                              f".answer({json.dumps(request)!r})")
+        self.client.execute_cell(probe, self.index, store_history=False)
+        answers = [o.data[MIME] for o in probe.outputs
+                   if o.output_type == "display_data" and MIME in o.get("data", {})]
+        if len(answers) != 1 or not isinstance(answers[0], str) or \
+                len(answers[0]) > MAX_ANSWER:
+            judge.fail(f"no answer from {name}(…) arrived from the notebook's kernel (did a "
+                       "cell above fail, or the kernel stop?)")
+        try:
+            out = json.loads(answers[0])
+            return judge.result_of(out, name)
+        except (ValueError, TypeError, KeyError, RecursionError):
+            judge.fail(f"the answer from {name}(…) could not be read")
+
+    def call(self, fn, *args, stand_in=(), **kwargs):
+        return self._answer(fn, args, kwargs, stand_in)[0]
+
+    def call_on_params(self, fn, params):
+        value, grads = self._answer(fn, [params], {})
+        if len(grads) != 1:
+            judge.fail("the transform's gradients did not come back")
+        return value, grads[0]
+
+
+class VerdictExecute(Execute):
+    """Execute, with autograded grade cells judged outside the kernel (module docstring)."""
+
+    secret_file = Unicode("", help="The course secret the hidden seeds are drawn from "
+                                   "(created on first use).").tag(config=True)
+    hidden_per_call = Dict(
+        value_trait=Integer(), default_value={"ex33_3": 1, "ex33_5": 1},
+        help="Hidden seeds per public check call, by exercise (default 2; 33.3/33.5 train "
+             "models: 1).").tag(config=True)
+
+    def preprocess_cell(self, cell, resources, index):
+        meta = cell.metadata.get("nbgrader", {})
+        if cell.cell_type != "code" or not meta.get("grade") or meta.get("solution"):
+            return super().preprocess_cell(cell, resources, index)
+        cell.outputs, cell.execution_count = [], None
+        try:
+            self.judge_cell(cell, resources, index)
+        except judge.GradingFailure as e:
+            cell.outputs = [_verdict(str(e))]
+        except Exception as e:  # noqa: BLE001 — a grader fault must score 0, not crash
+            if type(e).__name__ == "DeadKernelError":
+                raise  # SandboxExecute records it (this cell and the rest score 0)
+            self.log.error("Could not judge %s: %r", meta.get("grade_id"), e)
+            cell.outputs = [_verdict(f"could not be graded ({type(e).__name__}); ask your "
+                                     "instructor")]
+        finally:
+            self.nb.cells[index] = cell
+        return cell, self.resources
+
+    def judge_cell(self, cell, resources, index):
+        """Judge every public call of the cell on hidden seeds; raise GradingFailure if wrong."""
+        from bptt_grading.references import reference
+
+        calls = public_calls(cell.source)
+        if not calls:
+            raise RuntimeError("a grade cell without check_33_N calls")
+        info = resources["nbgrader"]
+        secret = course_secret(self.secret_file)
+        student = KernelStudent(self, index)
+        for i, (exercise, part, public) in enumerate(calls):
+            for j in range(self.hidden_per_call.get(exercise, 2)):
+                seed = hidden_seed(secret, info["student"], info["notebook"],
+                                   cell.metadata.nbgrader.grade_id, i * 100 + j, public)
+                judge.judge(exercise, part, student, reference(exercise, seed), seed)
+
+
+def _verdict(message: str):
+    return new_output("error", ename="GradingFailure", evalue=message,
+                      traceback=["GradingFailure: " + message])
