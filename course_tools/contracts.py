@@ -1,5 +1,12 @@
 """Contracts that name a method, graded from the submitted source, outside the student's kernel.
 
+Two kinds. A named method (METHODS) — and "by hand" (BY_HAND): 33.1's δ and ∂L/∂W_x and 33.4's
+backward may call only NumPy, math and the library's forward-pass helpers, not autograd, not the
+library's BPTT, not another module, not complex arithmetic (the complex-step trick), and not
+code made at run time. The graded kernel cannot import torch or bptt_lib.backward at all
+(course_tools/sandbox.py); this check says why such a backward earns nothing, and catches what
+the environment cannot (another module's differentiation, complex steps).
+
 33.2 asks for W_h^n "via np.linalg.eig": a `power_via_eig` that gets the right numbers another
 way (np.linalg.matrix_power, repeated products) must not earn test_eig. `MethodCheck`, placed
 after Execute in `Autograde.autograde_preprocessors`, reads the notebook's code cells (never
@@ -33,9 +40,15 @@ METHODS = {  # (notebook, grade cell) -> the method its contract names
 
 
 def _imports(tree: ast.AST) -> dict[str, str]:
-    """{name bound by an import: the dotted name it refers to} (`import numpy as np`: np→numpy)."""
+    """{name bound by an import, or by assigning a dotted name: the dotted name it refers to}
+    (`import numpy as np`: np→numpy; `g = torch.autograd.grad`: g→torch.autograd.grad)."""
     names = {}
     for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and \
+                isinstance(node.targets[0], ast.Name):
+            value = _dotted(node.value, names)
+            if value is not None and "." in value:
+                names[node.targets[0].id] = value
         if isinstance(node, ast.Import):
             for a in node.names:
                 names[a.asname or a.name.partition(".")[0]] = a.name if a.asname else \
@@ -148,16 +161,79 @@ def violation(sources: list[str], method: Method) -> str | None:
     return None
 
 
+BY_HAND = {  # notebook -> (the hand-written functions, the grade cells that grade them)
+    "ex33_1_wx_gradient": (("deltas", "grad_W_x"), ("test_deltas", "test_grad_W_x")),
+    "ex33_4_manual_bptt": (("backward",),
+                           ("test_W_y", "test_h", "test_W_h", "test_W_x", "test_b_h")),
+}
+# what a hand-written backward pass may call: NumPy, math, and the library's NumPy forward pass
+ALLOWED = ("numpy.", "math.", *(f"bptt_lib.{n}" for n in (
+    "rnn_forward", "rnn_outputs", "softmax_cross_entropy", "init_params", "PARAM_NAMES",
+    "jacobian_product", "jacobian_product_norms", "temporal_jacobian", "spectral_norm",
+    "spectral_radius", "rnn.rnn_forward", "rnn.rnn_outputs", "rnn.softmax_cross_entropy",
+    "jacobians.jacobian_product", "jacobians.temporal_jacobian")))
+COMPLEX = {"complex", "complex64", "complex128", "cdouble", "csingle", "clongdouble"}
+
+
+def by_hand_violation(sources: list[str], functions: tuple[str, ...]) -> str | None:
+    """Why `functions` (with the notebook's functions, classes and variables they use, each
+    read where the notebook binds it at top level) are not a backward pass by hand; None if
+    they are."""
+    trees = _parse(sources)
+    imports, defs = {}, {}
+    for tree in trees:
+        imports.update(_imports(tree))
+        defs.update({n.name: n for n in tree.body
+                     if isinstance(n, ast.FunctionDef | ast.ClassDef)})
+    dynamic = _dynamic(trees)
+    if dynamic:
+        return (f"the notebook binds names at run time ({', '.join(dynamic)}), so what the "
+                "backward pass calls cannot be read from its source — no marks for it.")
+    modules = {v.partition(".")[0] for v in imports.values()}
+    todo, seen, found = [*functions], set(), set()
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        scope = [defs[name]] if name in defs else [  # the top-level statements binding it
+            top for t in trees for top in t.body if any(_binds(n, name) for n in ast.walk(top))]
+        local = {n.arg for top in scope for n in ast.walk(top) if isinstance(n, ast.arg)} | {
+            n.id for top in scope for n in ast.walk(top)
+            if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)} - {name}
+        for node in (n for top in scope for n in ast.walk(top)):
+            if isinstance(node, ast.Call) and (called := _dotted(node.func, imports)):
+                root = called.partition(".")[0]
+                if root in modules:
+                    found |= {called} - {c for c in [called] if c.startswith(ALLOWED)}
+                elif called in ("getattr", "open"):
+                    found.add(called)
+                elif root not in local:
+                    todo.append(root)  # a notebook function, class, lambda or variable
+            if isinstance(node, ast.Constant) and isinstance(node.value, complex) or \
+                    getattr(node, "id", getattr(node, "attr", None)) in COMPLEX:
+                found.add("complex numbers")
+    if found:
+        return (f"{' and '.join(functions)} call{'s' * (len(functions) == 1)} "
+                f"{', '.join(sorted(found))}: the backward pass must be written by hand "
+                "(NumPy; no autograd, no library BPTT, no complex steps) — no marks for it.")
+    return None
+
+
 class MethodCheck(NbGraderPreprocessor):
-    """After execution: a grade cell whose contract names a method scores 0 unless the
-    submitted source follows it (METHODS); the reason is shown as the cell's error."""
+    """After execution: a grade cell whose contract names a method (METHODS) or asks for a
+    backward pass by hand (BY_HAND) scores 0 unless the submitted source follows it; the reason
+    is shown as the cell's error."""
 
     def preprocess(self, nb, resources):
         notebook = resources.get("nbgrader", {}).get("notebook")
         sources = [c.source for c in nb.cells if c.cell_type == "code"]  # metadata aside
+        functions, graded = BY_HAND.get(notebook, ((), ()))
+        by_hand = functions and by_hand_violation(sources, functions)
         for c in nb.cells:
-            method = METHODS.get((notebook, c.metadata.get("nbgrader", {}).get("grade_id")))
-            why = method and violation(sources, method)
+            grade_id = c.metadata.get("nbgrader", {}).get("grade_id")
+            method = METHODS.get((notebook, grade_id))
+            why = method and violation(sources, method) or grade_id in graded and by_hand
             if why:
                 c.outputs.append(new_output("error", ename="GradingFailure", evalue=why,
                                             traceback=["GradingFailure: " + why]))
