@@ -77,11 +77,12 @@ def test_the_wheel_holds_the_library_only(site):
     assert len(wheels) == 1, wheels
     names = zipfile.ZipFile(wheels[0]).namelist()
     tops = {name.split("/")[0] for name in names}
-    assert tops == {"bptt_lib", wheels[0].name.split("-py3")[0] + ".dist-info"}, tops
-    # what the students' notebooks import, the self-checks' references included
-    for module in ("rnn", "jacobians", "tasks", "training", "checks", "grading",
-                   "grading_references"):
+    assert tops == {"bptt_lib", "bptt_grading", wheels[0].name.split("-py3")[0] + ".dist-info"}
+    # what the students' notebooks import: the library and the public self-checks
+    for module in ("rnn", "backward", "jacobians", "tasks", "training", "checks"):
         assert f"bptt_lib/{module}.py" in names, module
+    for module in ("inkernel", "judge", "references", "selfcheck"):
+        assert f"bptt_grading/{module}.py" in names, module
     # the page: "Python 3.11 or newer", "with NumPy, matplotlib and PyTorch 2.13.0"
     metadata = zipfile.ZipFile(wheels[0]).read(
         wheels[0].name.split("-py3")[0] + ".dist-info/METADATA").decode()
@@ -124,10 +125,6 @@ def test_downloaded_notebooks_run_in_a_fresh_venv(page, fresh_venv, tmp_path):
             f"{path.name}: stopped at cell {stop and stop['cell']} before an unanswered one: {stop}"
 
 
-# The set-up cell of every student notebook (solutions/ → exercises/, owned by the grading
-# engineer) is to start with this guard; until it does, this test fails as expected.
-@pytest.mark.xfail(strict=True, reason="missing-library message in the notebooks' set-up cell: "
-                                       "proposed to the grading engineer, not yet in solutions/")
 def test_setup_cell_without_the_library_says_what_to_install(page, tmp_path):
     *_, notebooks = page
     bare = tmp_path / "bare"

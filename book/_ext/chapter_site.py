@@ -86,16 +86,18 @@ def number_as_chapter(app, env):
 
 
 def build_wheel(app):
-    """Build the wheel of ``bptt_lib`` (``pyproject.toml`` + ``bptt_lib/`` only, copied to a
-    scratch directory so the checkout gets no build files) into ``<outdir>/downloads``."""
+    """Build the students' wheel (``pyproject.toml`` + ``bptt_lib/`` and ``bptt_grading/`` only,
+    copied to a scratch directory so the checkout gets no build files) into
+    ``<outdir>/downloads``."""
     root = Path(app.confdir)
     app.chapter_wheel = None
     if app.builder.format != "html" or not (root / "pyproject.toml").is_file():
         return
     with tempfile.TemporaryDirectory() as scratch:
         shutil.copy2(root / "pyproject.toml", scratch)
-        shutil.copytree(root / "bptt_lib", Path(scratch) / "bptt_lib",
-                        ignore=shutil.ignore_patterns("__pycache__"))
+        for package in ("bptt_lib", "bptt_grading"):
+            shutil.copytree(root / package, Path(scratch) / package,
+                            ignore=shutil.ignore_patterns("__pycache__"))
         out = Path(app.outdir) / WHEEL_DIR
         shutil.rmtree(out, ignore_errors=True)
         run = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",

@@ -1,0 +1,286 @@
+"""The grading's parts without nbgrader: the channel (values as data), the judges on the right
+answers, the tolerance of the hand-written backward passes as measured, the static "by hand"
+check, and the hidden seeds. End to end (points, feedback, hostile notebooks): test_grading.py,
+test_workflow.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import bptt_lib
+from bptt_grading import inkernel, judge
+from bptt_grading.references import reference
+from bptt_grading.selfcheck import InProcess
+from course_tools.contracts import BY_HAND, by_hand_violation
+from course_tools.verdicts import course_secret, hidden_seed, public_calls
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = ROOT / "tests" / "submissions"
+ONES, SQUARE = [[1.0] * 3] * 2, [[1.0, 2.0], [3.0, 4.0]]
+
+
+def sent(value):
+    """`value` as the grader receives it from a kernel: encoded, through JSON, decoded."""
+    return judge.value_of(json.loads(json.dumps(inkernel.encode(value))))
+
+
+@pytest.mark.parametrize(("value", "ref", "message"), [
+    (np.ones((2, 3), np.float32), ONES, "compute in float64"),
+    (np.ones((3, 2)), ONES, r"transposed\?"),
+    (np.array([[1.0, np.nan, 1.0], [1.0, 1.0, 1.0]]), ONES, "NaN"),
+    (None, ONES, "returned None"),
+    (ONES, ONES, "should be a NumPy array"),
+    (np.array(SQUARE).T, SQUARE, "transpose of the right answer"),
+    (-np.array(SQUARE), SQUARE, "wrong sign"),
+    (np.array(SQUARE, dtype=complex), SQUARE, "came back complex"),
+])
+def test_compare_explains(value, ref, message):
+    with pytest.raises(judge.GradingFailure, match=message):
+        judge.compare("g", sent(value), ref)
+
+
+def test_values_cross_the_channel_exactly():
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((3, 4))
+    got = sent({"a": a, "t": torch.tensor(a), "n": [np.inf, -np.inf, 1e-300], "s": "neither",
+                "rec": bptt_lib.TrainRecord(loss=[1.0], test_acc=[0.5])})
+    assert got["a"] == judge.Array("ndarray", "float64", (3, 4), a.tolist())
+    assert got["t"] == judge.Array("tensor", "float64", (3, 4), a.tolist())
+    assert got["n"] == [np.inf, -np.inf, 1e-300] and got["s"] == "neither"
+    assert got["rec"].cls == "TrainRecord" and got["rec"].attrs["loss"] == [1.0]
+    assert isinstance(sent(len), judge.Handle)
+    with pytest.raises(ValueError, match="more than"):
+        inkernel.encode(np.zeros(inkernel.MAX_ITEMS + 1))
+
+
+def test_failure_shows_only_its_message():
+    assert judge.GradingFailure("∂L/∂W_h is off")._render_traceback_() == [
+        "GradingFailure: ∂L/∂W_h is off"]
+
+
+def test_rel_error_matches_the_library():
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((4, 5)), rng.standard_normal((4, 5))
+    assert judge.rel_error(a.tolist(), b.tolist()) == pytest.approx(bptt_lib.rel_error(a, b))
+
+
+# ---- the judges pass the instructor's answers, through the same channel as in grading
+
+def solution_namespace(assignment: str) -> dict:
+    """The instructor notebook's set-up and implementation cells, run here."""
+    nb = json.loads((ROOT / "solutions" / assignment / f"{assignment}.ipynb").read_text())
+    ns: dict = {}
+    for c in nb["cells"]:
+        meta = c["metadata"].get("nbgrader", {})
+        if meta.get("grade_id") in ("setup_2", "setup_5", "implementation"):
+            exec("".join(c["source"]), ns)  # noqa: S102 — the instructor's own code
+    return ns
+
+
+PARTS = {"ex33_1_wx_gradient": ("deltas", "grad_W_x", "contribution_norms"),
+         "ex33_2_linear_rnn": ("linear_jacobian_product", "power_via_eig", "classify"),
+         "ex33_4_manual_bptt": ("forward", "W_y", "h", "W_h", "W_x", "b_h"),
+         "ex33_5_norm_rescaling": ("returns", "rescales", "edge")}
+
+
+@pytest.mark.parametrize("assignment", sorted(PARTS))
+@pytest.mark.parametrize("seed", [0, 1, 1234, 98765])
+def test_the_solution_passes_every_judge(assignment, seed):
+    student = InProcess(solution_namespace(assignment))
+    exercise = assignment[:6]
+    for part in PARTS[assignment]:
+        judge.judge(exercise, part, student, reference(exercise, seed), seed)
+
+
+def test_a_missing_function_and_an_exception_are_named():
+    student = InProcess({"forward": lambda p, xs: 1 / 0})
+    ref = reference("ex33_4", 0)
+    with pytest.raises(judge.GradingFailure, match="raised ZeroDivisionError"):
+        judge.judge("ex33_4", "forward", student, ref, 0)
+    with pytest.raises(judge.GradingFailure, match="`backward` is not defined"):
+        judge.judge("ex33_4", "W_h", student, ref, 0)
+
+
+# ---- the tolerance of a hand-written backward pass, as the notebooks state it
+
+def corpus_namespace(path: Path) -> dict:
+    ns = {"np": np, "bptt_lib": bptt_lib}
+    exec(path.read_text(), ns)  # noqa: S102 — the test corpus
+    return ns
+
+
+def central_differences(params, xs, hs, target, step=6e-6):
+    """∂L/∂θ by central differences, the best step for float64."""
+    def loss(p):
+        h = np.zeros(len(p["b_h"]))
+        for x in xs:
+            h = np.tanh(p["W_h"] @ h + p["W_x"] @ x + p["b_h"])
+        y = p["W_y"] @ h + p["b_y"]
+        return np.log(np.exp(y - y.max()).sum()) + y.max() - y[target]
+    out = {}
+    for k, v in params.items():
+        g = np.zeros_like(v)
+        for i in np.ndindex(v.shape):
+            up, down = ({**params, k: v.copy()} for _ in range(2))
+            up[k][i] += step
+            down[k][i] -= step
+            g[i] = (loss(up) - loss(down)) / (2 * step)
+        out[k] = g
+    return out
+
+
+def test_by_hand_tolerance_passes_correct_bptt_and_fails_finite_differences():
+    """Every correct float64 backward of the corpus stays ≤ 5e-15 (the notebooks say so) on 20
+    hidden-like RNNs, 20× inside TOL_BY_HAND; central differences stay ≥ 50× outside it (about
+    1e-11 at best) for every parameter of every RNN, so they fail every graded cell."""
+    worst = 0.0
+    for path in sorted((CORPUS / "correct" / "ex33_4_manual_bptt").glob("*.py")):
+        ns = corpus_namespace(path)
+        for seed in range(1000, 1020):
+            ref = reference("ex33_4", seed)
+            p, xs = {k: np.array(v) for k, v in ref["params"].items()}, np.array(ref["xs"])
+            hs = ns["forward"](p, xs)
+            grads = ns["backward"](p, xs, hs, ref["target"])
+            worst = max(worst, judge.rel_error(hs.tolist(), ref["hs"]), *(
+                judge.rel_error(np.asarray(grads[k]).tolist(), ref["grads"][k])
+                for k in (*bptt_lib.PARAM_NAMES, "h")))
+    assert worst <= 5e-15 <= judge.TOL_BY_HAND / 20, worst
+    for seed in range(1000, 1006):
+        ref = reference("ex33_4", seed)
+        p = {k: np.array(v) for k, v in ref["params"].items()}
+        fd = central_differences(p, np.array(ref["xs"]), None, ref["target"])
+        for k in bptt_lib.PARAM_NAMES:
+            assert judge.rel_error(fd[k].tolist(), ref["grads"][k]) > 50 * judge.TOL_BY_HAND
+
+
+# ---- "by hand", judged from the submitted source (course_tools/contracts.py)
+
+def notebook_sources(assignment: str, answer: str) -> list[str]:
+    nb = json.loads((ROOT / "exercises" / assignment / f"{assignment}.ipynb").read_text())
+    return [answer if c["metadata"].get("nbgrader", {}).get("grade_id") == "implementation"
+            else "".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+
+
+@pytest.mark.parametrize("path", sorted((CORPUS / "correct").glob("ex33_[14]_*/*.py")),
+                         ids=lambda p: p.stem)
+def test_correct_backward_passes_are_by_hand(path):
+    assignment = path.parent.name
+    assert by_hand_violation(notebook_sources(assignment, path.read_text()),
+                             BY_HAND[assignment][0]) is None
+
+
+BACKWARD = "def backward(params, xs, hs, target):\n    {}\n"
+
+
+@pytest.mark.parametrize(("answer", "called"), [
+    ("import torch\n" + BACKWARD.format("return torch.autograd.grad(1, 2)"),
+     "torch.autograd.grad"),
+    ("from torch.autograd import grad as g\n" + BACKWARD.format("return g(1, 2)"),
+     "torch.autograd.grad"),
+    ("import torch\nag = torch.autograd\n" + BACKWARD.format("return ag.grad(1, 2)"),
+     "torch.autograd.grad"),
+    ("import torch.func as F\nclass S:\n    def go(self):\n        return F.vjp(1)\n"
+     + BACKWARD.format("return S().go()"), "torch.func.vjp"),
+    ("import torch\nh = lambda: torch.autograd.grad(1)\n" + BACKWARD.format("return h()"),
+     "torch.autograd.grad"),
+    ("import bptt_lib\n" + BACKWARD.format("return bptt_lib.last_step_loss_grads(1, 2, 3)"),
+     "bptt_lib.last_step_loss_grads"),
+    ("import bptt_lib.backward as b\n" + BACKWARD.format("return b.bptt(1, 2, 3, 4)"),
+     "bptt_lib.backward.bptt"),
+    ("import scipy.optimize\n" + BACKWARD.format("return scipy.optimize.approx_fprime(1, 2)"),
+     "scipy.optimize.approx_fprime"),
+    ("import importlib\n" + BACKWARD.format("return importlib.import_module('torch')"),
+     "importlib.import_module"),
+    (BACKWARD.format("return getattr(params, 'x')"), "getattr"),
+    (BACKWARD.format("return (params['W_h'] + 1e-20j).imag"), "complex numbers"),
+    (BACKWARD.format("return params['W_h'].astype(np.complex128)"), "complex numbers"),
+    (BACKWARD.format("pass") + "exec('backward = 1')", "binds names at run time (exec)"),
+])
+def test_what_a_backward_calls_is_read_through_aliases(answer, called):
+    why = by_hand_violation(notebook_sources("ex33_4_manual_bptt", answer), ("backward",))
+    assert why is not None and called in why, why
+
+
+def test_a_notebook_may_use_autograd_outside_the_backward_pass():
+    answer = ("import torch\n" + BACKWARD.format("return {}") +
+              "check = torch.autograd.grad  # the student's own comparison\n")
+    assert by_hand_violation(notebook_sources("ex33_4_manual_bptt", answer),
+                             ("backward",)) is None
+
+
+# ---- hidden inputs: per student, from the course secret
+
+def test_hidden_seeds_are_per_student_and_keep_the_parity(tmp_path):
+    secret = course_secret(str(tmp_path / "secret"))
+    assert course_secret(str(tmp_path / "secret")) == secret and len(secret) == 32
+    assert os.stat(tmp_path / "secret").st_mode & 0o777 == 0o600
+    seeds = {hidden_seed(secret, s, "ex33_4_manual_bptt", "test_W_h", i, parity)
+             for s in ("alice", "bob") for i in range(2) for parity in (0, 1)}
+    assert len(seeds) == 8 and all(s >= 1000 for s in seeds)
+    assert hidden_seed(secret, "alice", "nb", "c", 0, 1) % 2 == 1
+    assert hidden_seed(secret, "alice", "nb", "c", 0, 0) % 2 == 0
+    assert hidden_seed(b"x" * 32, "alice", "nb", "c", 0, 0) != hidden_seed(
+        secret, "alice", "nb", "c", 0, 0)
+
+
+def test_a_secret_behind_a_link_is_refused(tmp_path):
+    (tmp_path / "elsewhere").write_bytes(b"y" * 32)
+    (tmp_path / "secret").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(OSError):
+        course_secret(str(tmp_path / "secret"))
+
+
+def test_every_grade_cell_names_its_checks():
+    for path in sorted((ROOT / "solutions").glob("*/*.ipynb")):
+        nb = json.loads(path.read_text())
+        for c in nb["cells"]:
+            meta = c["metadata"].get("nbgrader", {})
+            if c["cell_type"] == "code" and meta.get("grade"):
+                calls = public_calls("".join(c["source"]))
+                assert calls and all(e == path.stem[:6] for e, _, _ in calls), meta["grade_id"]
+                assert not re.search("HIDDEN|grading_references", "".join(c["source"]))
+
+
+# ---- a contract's method, checked in the submitted source (course_tools/contracts.py)
+
+EIG = "import numpy as np\n"
+
+
+@pytest.mark.parametrize(("source", "problem"), [
+    (EIG + "def power_via_eig(W, n):\n    lam, V = np.linalg.eig(W)\n    return V", None),
+    ("from numpy.linalg import eig as e\n"
+     "def helper(W):\n    return e(W)\n"
+     "def power_via_eig(W, n):\n    return helper(W)", None),
+    ("import numpy.linalg as la\ndef power_via_eig(W, n):\n    return la.eig(W)", None),
+    ("def other(W):\n    return W", None),                     # not defined: the cell says so
+    (EIG + "def power_via_eig(W, n):\n    return np.linalg.matrix_power(W, n)",
+     "calls numpy.linalg.matrix_power"),
+    (EIG + "def power_via_eig(W, n):\n    np.linalg.eig(W)\n"
+     "    return np.linalg.matrix_power(W, n)",
+     "calls numpy.linalg.matrix_power"),
+    (EIG + "def power_via_eig(W, n):\n    P = W\n    for _ in range(n - 1):\n        P = P @ W\n"
+     "    return np.linalg.eigvals(P)", "does not call numpy.linalg.eig"),
+    # the source must say which function runs
+    (EIG + "def power_via_eig(W, n):\n    return np.linalg.eig(W)\n"
+     "power_via_eig = np.linalg.matrix_power", "(found: def, Assign)"),
+    (EIG + "def power_via_eig(W, n):\n    return np.linalg.eig(W)\n"
+     "exec('def power_via_eig(W, n): return W')", "(found: def, exec)"),
+    (EIG + "def power_via_eig(W, n):\n    return np.linalg.eig(W)\n"
+     "def setup():\n    global power_via_eig\n    power_via_eig = np.linalg.matrix_power",
+     "(found: def, global)"),
+    (EIG + "if True:\n    def power_via_eig(W, n):\n        return np.linalg.matrix_power(W, n)",
+     "(found: If)"),
+])
+def test_method_is_read_from_the_source(source, problem):
+    from course_tools.contracts import METHODS, violation
+
+    why = violation([source, "def broken(:"], METHODS["ex33_2_linear_rnn", "test_eig"])
+    assert (why is None) if problem is None else (problem in why), why
