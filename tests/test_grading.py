@@ -2,8 +2,10 @@
 
 One module-scoped run generates the five assignments, imports students (CSV and `db student
 add`), submits the instructor solution, the untouched release, wrong answers and hostile
-notebooks (one `zip_collect` from an LMS-style download), autogrades each assignment in one
-batch, generates feedback and exports grades; the tests then read the gradebook, the autograded
+notebooks (one `zip_collect` from an LMS-style download) — some of them written in the release
+students got before the grader changed (tests/releases/2026-12-02: other set-up and grade
+cells, the same answer cells and contracts) — autogrades each assignment in one batch,
+generates feedback and exports grades; the tests then read the gradebook, the autograded
 notebooks, the feedback HTML and the CSV.
 """
 
@@ -12,7 +14,6 @@ from __future__ import annotations
 import copy
 import csv
 import html
-import json
 import os
 import re
 import subprocess
@@ -72,6 +73,9 @@ def solved(assignment):
     return code(assignment)
 
 
+OLD_RELEASE = ROOT / "tests" / "releases" / "2026-12-02"   # what students had mid-term
+
+
 @dataclass
 class Case:
     assignment: str
@@ -79,6 +83,7 @@ class Case:
     edit: object
     scores: dict[str, float]                      # grade_id -> expected autograded score
     feedback: dict[str, str] = field(default_factory=dict)   # grade_id -> expected text
+    old_release: bool = False                     # written in OLD_RELEASE's notebook
 
 
 def _delete_cell(grade_id, assignment):
@@ -142,9 +147,31 @@ FORGE_REFERENCES = (  # overwrite the grader's cached references: every δ_k := 
     "    except OSError as e:\n"
     "        print('blocked:', e)\n")
 
+# Hooks and patches in the student's kernel: they can change only the values it sends
+HOOKS = {
+    "patch_checks": "import bptt_grading.judge as J, builtins\n"
+                    "J.compare = J.fail = lambda *a, **k: None\nbuiltins.abs = lambda x: 0\n",
+    "forge_answers": (
+        "from IPython import get_ipython\nfrom IPython.display import display\n"
+        "def _forge(*a, **k):\n"
+        "    display({'text/vnd.bptt-answer+json': '{\"value\": 1.0}'}, raw=True)\n"
+        "get_ipython().events.register('pre_run_cell', _forge)\n"),
+    "hide_errors": (
+        "from IPython import get_ipython\nip = get_ipython()\n"
+        "ip.set_custom_exc((BaseException,), lambda *a, **k: None)\n"
+        "ip.events.register('post_run_cell', lambda r: setattr(r, 'error_in_exec', None))\n"
+        "ip.events.register('pre_run_cell', lambda *a: ip.display_pub.publish("
+        "{'text/plain': '1'}))\n"),
+    "swap_answer": (
+        "import bptt_grading.inkernel as K\n_call = K.call\n"
+        "K.call = lambda req, ns: {'value': {'type': 'ndarray', 'dtype': 'float64', "
+        "'shape': [0], 'data': []}}\n"),
+}
+
 CASES = [
     # ---- 33.1
     Case(A1, "sol", solved(A1), FULL[A1]),
+    Case(A1, "old_release_sol", solved(A1), FULL[A1], old_release=True),
     Case(A1, "forge_references", code(A1, (
         "    hs, T = bptt_lib.rnn_forward(params, xs[None])[0], len(xs)\n",
         "    return np.zeros((len(xs), len(params['b_h'])))\n"), prefix=FORGE_REFERENCES),
@@ -161,6 +188,7 @@ CASES = [
     Case(A1, "deleted_cell", _delete_cell("test_contributions", A1), FULL[A1]),
     # ---- 33.2
     Case(A2, "sol", solved(A2), FULL[A2]),
+    Case(A2, "old_release_sol", solved(A2), FULL[A2], old_release=True),
     Case(A2, "blank", blank, ZERO[A2]),
     Case(A2, "nans", code(A2, ("    lam, V = np.linalg.eig(W_h)\n",
                                "    return np.full(W_h.shape, np.nan)\n")),
@@ -178,6 +206,7 @@ CASES = [
          FULL[A2]),          # a correct answer with a warning on stderr keeps its points
     # ---- 33.3
     Case(A3, "sol", solved(A3), FULL[A3]),
+    Case(A3, "old_release_sol", solved(A3), FULL[A3], old_release=True),
     Case(A3, "blank", blank, ZERO[A3]),
     Case(A3, "seed_ignored", code(A3, ("torch.manual_seed(seed)", "torch.manual_seed(0)"),
                                   ("n_test=N, seed=seed)", "n_test=N, seed=0)"),
@@ -202,17 +231,26 @@ CASES = [
     Case(A4, "float32", code(A4, ("    return g\n",
                                   "    return {k: v.astype(np.float32) for k, v in g.items()}\n")),
          {**ZERO[A4], "test_forward": 1}, {"test_W_h": "compute in float64"}),
+    # torch cannot be imported where 33.4 is graded, so this cell fails as a whole; its source
+    # says why the backward pass earns nothing
     Case(A4, "autograd", code(A4, AUTOGRAD_BACKWARD,
                               prefix="import torch\nfrom torch.autograd import grad as ag\n"),
-         {**ZERO[A4], "test_forward": 1}, {"test_W_h": "must be written by hand"}),
+         ZERO[A4], {"test_W_h": "calls torch.autograd.grad"}),
     Case(A4, "allclose_patched", code(A4, ZEROS_BACKWARD, prefix=(
-        "import torch\nnp.allclose = torch.allclose = lambda *a, **k: True\n"
+        "np.allclose = lambda *a, **k: True\n"
         "np.testing.assert_allclose = lambda *a, **k: None\n"
         "np.isclose = lambda a, b, *r, **k: np.ones(np.shape(a), bool)\n")),
          {**ZERO[A4], "test_forward": 1}, {"test_W_h": "relative error"}),
     Case(A4, "duplicated_cell", _duplicate(A4, "test_W_h"), FULL[A4]),
+    *(Case(A4, f"hook_{name}", code(A4, ZEROS_BACKWARD, prefix=hook),
+           {**ZERO[A4], "test_forward": int(name in ("patch_checks", "hide_errors"))})
+      for name, hook in HOOKS.items()),
+    Case(A4, "old_release_sol", solved(A4), FULL[A4], old_release=True),
+    Case(A4, "old_release_off_by_one", code(A4, ("np.outer(dz, hs[t - 1])", "np.outer(dz, hs[t])")),
+         {**FULL[A4], "test_W_h": 0}, {"test_W_h": "Off by one in time"}, old_release=True),
     # ---- 33.5 (collected with zip_collect)
     Case(A5, "sol", solved(A5), FULL[A5]),
+    Case(A5, "old_release_sol", solved(A5), FULL[A5], old_release=True),
     Case(A5, "blank", blank, ZERO[A5]),
     Case(A5, "clipping", code(A5, ("    def transform(parameters):\n",
                                    "    return bptt_lib.clip_grad_norm(theta)\n\n"
@@ -271,7 +309,8 @@ def graded(tmp_path_factory) -> Graded:
     archive = course / "downloaded" / ZIPPED / "archive"
     archive.mkdir(parents=True)
     for case in CASES:
-        nb = read_nb(release / case.assignment / f"{case.assignment}.ipynb")
+        nb = read_nb(OLD_RELEASE / f"{case.assignment}.ipynb" if case.old_release else
+                     release / case.assignment / f"{case.assignment}.ipynb")
         case.edit(nb)
         if case.assignment == ZIPPED:
             with zipfile.ZipFile(archive / f"{case.student}.zip", "w") as z:
@@ -311,22 +350,21 @@ def _id(case):
     return f"{case.assignment[:6]}-{case.student}"
 
 
-def test_cached_references_are_intact_and_autograd(graded):
-    """The grader's reference cache (ReferenceCache) holds every seed the hidden tests use, each
-    file equal to a fresh `python -I -m bptt_lib.grading_references` run: the forging student
-    above (with write access to nothing but its own directory) changed none of them."""
-    from course_tools.references import cases, library_key
+def test_hidden_inputs_are_per_student_and_stay_in_the_grader(graded):
+    """The course secret is the grader's (0600, in the course directory); the hidden seeds it
+    draws differ between students; no feedback shows the secret or a hidden reference value."""
+    from bptt_grading.references import reference
+    from course_tools.verdicts import course_secret, hidden_seed
 
-    cached = graded.course / "references" / library_key()
-    for a in ASSIGNMENTS:
-        nb = read_nb(ROOT / "solutions" / a / f"{a}.ipynb")
-        for exercise, seeds in cases(nb.cells).items():
-            assert len(seeds) >= 2, (a, seeds)            # the public seed and hidden ones
-            fresh = subprocess.run(
-                [sys.executable, "-I", "-m", "bptt_lib.grading_references", exercise,
-                 *map(str, sorted(seeds))], capture_output=True, text=True, check=True)
-            for seed, data in zip(sorted(seeds), json.loads(fresh.stdout), strict=True):
-                assert json.loads((cached / f"{exercise}-{seed}.json").read_text()) == data
+    path = graded.course / "grading_secret"
+    assert path.stat().st_mode & 0o777 == 0o600
+    secret = course_secret(str(path))
+    seeds = {s: hidden_seed(secret, s, A4, "test_W_h", 0, 0) for s in ("sol", "blank")}
+    assert seeds["sol"] != seeds["blank"]
+    leaked = f"{reference('ex33_4', seeds['sol'])['grads']['W_h'][0][0]:.12f}"[:14]
+    for page in (graded.course / "feedback").glob("*/*/*.html"):
+        text = page.read_text()
+        assert secret.hex() not in text and leaked not in text, page
 
 
 @pytest.mark.parametrize("case", CASES, ids=_id)
@@ -362,25 +400,14 @@ def test_huge_output_is_truncated(graded):
     assert path.stat().st_size < 1_000_000
 
 
-def hidden_lines(assignment):
-    src = "\n".join(c.source for c in read_nb(
-        ROOT / "solutions" / assignment / f"{assignment}.ipynb").cells)
-    blocks = re.findall(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", src, re.S)
-    assert blocks
-    return {line.strip() for b in blocks for line in b.splitlines() if line.strip()}
-
-
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
-def test_feedback_hides_hidden_tests(graded, assignment):
-    lines = hidden_lines(assignment)
-    for student in STUDENTS:
-        page = graded.course / "feedback" / student / assignment / f"{assignment}.html"
-        if not page.exists():
-            continue
+def test_feedback_shows_only_public_checks(graded, assignment):
+    """There are no hidden tests to leak: each graded cell's source is its public self-check,
+    and the feedback shows that source and the verdict, nothing the grader ran."""
+    for page in (graded.course / "feedback").glob(f"*/{assignment}/{assignment}.html"):
         text = html.unescape(re.sub(r"<[^>]+>", "", page.read_text()))
-        assert "HIDDEN TESTS" not in text
-        leaked = [line for line in lines if line in text]
-        assert not leaked, (student, leaked)
+        assert "HIDDEN TESTS" not in text and "bptt_grading.inkernel" not in text, page
+        assert "answer(" not in text, page
 
 
 def test_exported_csv_has_one_row_per_student_and_the_totals(graded):

@@ -31,7 +31,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from bptt_lib.grading import HINTS
+from bptt_grading.judge import HINTS
 from course_tools.autograde import Progress
 
 ROOT = Path(__file__).resolve().parents[1]

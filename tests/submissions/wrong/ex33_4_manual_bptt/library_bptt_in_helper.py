@@ -1,5 +1,5 @@
 # bptt_lib's own BPTT behind a helper: no marks for any gradient; the forward pass keeps its point.
-# expect test_W_y: 0 | backward refers to bptt_lib.backward.last_step_loss_grads
+# expect test_W_y: 0 | backward calls bptt_lib.last_step_loss_grads
 # expect test_h: 0 | must be written by hand
 # expect test_W_h: 0 | must be written by hand
 # expect test_W_x: 0 | must be written by hand
