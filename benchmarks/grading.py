@@ -8,8 +8,8 @@
    submissions, divided by their number): stock nbgrader on a trivial notebook (the floor); the
    same notebook with the course's grading set-up (`course_tools.sandbox.configure`), sandboxed
    and with COURSE_SANDBOX=off; and the course's assignments (instructor solution submitted),
-   sandboxed and not. The hidden tests' autograd references are computed once per course and
-   cached (`course_tools.references`): that one-off is timed as a row of its own, before.
+   sandboxed and not. The references are computed by the grader for each student's hidden
+   inputs (course_tools/verdicts.py): part of each notebook's time.
 2. Throughput on a synthetic class (--students x --assignments trivial notebooks, sandboxed),
    one invocation for the whole class: serial `nbgrader autograde "*"`,
    `python -m course_tools.autograde a1 a2 ...` with 1 and with N workers; with the machine's
@@ -27,10 +27,7 @@ import sys
 import tempfile
 import time
 
-import nbformat
-
 from course_tools import synthetic
-from course_tools.references import cases, ensure
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.dirname(sys.executable)
@@ -77,26 +74,12 @@ def per_notebook_trivial(tmp, k):
             timed(grade, ours, {"COURSE_SANDBOX": "off"}) / k)
 
 
-def references(course):
-    """Seconds to compute (into `course`'s cache) the references of every assignment's hidden
-    tests: what the first autograde of each assignment does once."""
-    wanted = {}
-    for a in ASSIGNMENTS:
-        nb = nbformat.read(os.path.join(ROOT, "solutions", a, f"{a}.ipynb"), as_version=4)
-        for exercise, seeds in cases(c for c in nb.cells if c.cell_type == "code").items():
-            wanted.setdefault(exercise, set()).update(seeds)
-    start = time.perf_counter()
-    ensure(os.path.join(course, "references"), wanted)
-    return time.perf_counter() - start
-
-
 def per_notebook_course(tmp, k):
-    """{assignment: (sandboxed, unsandboxed) s per notebook}, the instructor solution submitted,
-    and the seconds of the one-off reference computation."""
+    """{assignment: (sandboxed, unsandboxed) s per notebook}, the instructor solution
+    submitted."""
     course, release = os.path.join(tmp, "course"), os.path.join(tmp, "release")
     env = {"BPTT_COURSE_DIR": course}
     out = {}
-    once = references(course)
     for a in ASSIGNMENTS:
         timed(nbgrader_cmd("generate_assignment", a, "--force",
                            f"--CourseDirectory.release_directory={release}"), ROOT, env)
@@ -109,7 +92,7 @@ def per_notebook_course(tmp, k):
         grade = nbgrader_cmd("autograde", a, "--force")
         open_ = timed(grade, ROOT, {**env, "COURSE_SANDBOX": "off"}) / k
         out[a] = (timed(grade, ROOT, env) / k, open_)
-    return out, once
+    return out
 
 
 def throughput(tmp, students, n_assignments, workers):
@@ -202,9 +185,7 @@ def grading_rows(tmp, args):
     rows += [("per notebook: stock nbgrader, trivial notebook (floor)", f"{floor:.2f} s", ""),
              ("per notebook: trivial notebook, course set-up, sandboxed / not",
               f"{boxed:.2f} s / {unboxed:.2f} s", f"overhead {boxed / unboxed - 1:+.0%}")]
-    course, once = per_notebook_course(os.path.join(tmp, "course"), args.per_notebook)
-    rows.append(("once per course: autograd references of all hidden tests", f"{once:.1f} s",
-                 "cached for every later notebook"))
+    course = per_notebook_course(os.path.join(tmp, "course"), args.per_notebook)
     for a, (box, open_) in course.items():
         rows.append((f"per notebook: {a}, sandboxed / not", f"{box:.2f} s / {open_:.2f} s",
                      f"overhead {box / open_ - 1:+.0%}"))

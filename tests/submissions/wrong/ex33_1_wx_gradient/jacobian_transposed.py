@@ -1,5 +1,5 @@
 # ∂L/∂h_T multiplied by the transposed Jacobian product: right at k = T (the identity) only.
-# expect test_deltas: 0 | but wrong from k = 
+# expect test_deltas: 0 | but wrong from k =
 # expect test_grad_W_x: 0
 # expect test_contributions: 0 | Row 0 (‖δ_k x_kᵀ‖, k = 1..T) is wrong.
 # hint test_deltas: delta_step

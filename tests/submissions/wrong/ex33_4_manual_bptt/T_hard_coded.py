@@ -1,5 +1,5 @@
 # T fixed at 3 ("a 3-step RNN"): the self-checks at T = 5 fail, so do the hidden ones.
-# expect test_forward: 0 | has shape (4, 
+# expect test_forward: 0 | has shape (4,
 # expect test_W_y: 0
 # expect test_h: 0
 # expect test_W_h: 0
