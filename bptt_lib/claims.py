@@ -382,6 +382,31 @@ def _guard_clips_few_steps(r):
     return max(fractions) >= 0.1 and f"clipped fractions {_seeds(fractions)}"
 
 
+CLIFF: list[Claim] = []
+_claim = _registry("33.5", CLIFF)
+
+
+@_claim("On the wall the gradient is more than a million times θ.")
+def _the_wall_is_steep(r):
+    ratio = abs(r["g0"]) / r["cliff"].theta
+    return ratio <= 1e6 and f"|dL/dw| / θ = {ratio:.3g} on the wall"
+
+
+@_claim("The unclipped step throws w far away, onto a plateau where L no longer changes with w.")
+def _unclipped_step_is_thrown_away(r):
+    u = r["unclipped"]
+    return not (abs(u["w"] - r["w0"]) > 1e3 and abs(u["g"]) < 1e-12) and (
+        f"unclipped step to w = {u['w']:.3g}, where dL/dw = {u['g']:.3g}")
+
+
+@_claim("The clipped step lands in the valley, below where it started and below the unclipped "
+        "step's loss.")
+def _clipped_step_lands_in_the_valley(r):
+    c, u = r["clipped"], r["unclipped"]
+    return not (c["L"] < r["L0"] and c["L"] < u["L"]) and (
+        f"L: start {r['L0']:.3g}, clipped {c['L']:.3g}, unclipped {u['L']:.3g}")
+
+
 # --- 33.6 ------------------------------------------------------------------------------------
 
 TRUNCATION: list[Claim] = []

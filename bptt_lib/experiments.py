@@ -426,3 +426,54 @@ def run_all(configs: dict) -> dict:
             torch.save(results[key], partial)
             partial.replace(paths[key])
     return {key: results[key] for key in configs}
+
+
+# --- 33.5: the cliff ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Cliff:
+    """Pascanu et al.'s wall, on a line through parameter space: the one-unit RNN
+    h_t = tanh(w h_{t−1} + b), h_0 = h0, with L = ½ (h_T − target)², as a function of w alone."""
+    T: int = 50
+    b: float = -0.5
+    h0: float = 0.5
+    target: float = 0.7
+    lr: float = 0.1      # SGD's step size η
+    theta: float = 1.0   # the clipping threshold θ
+
+    def loss_and_grad(self, w) -> tuple[np.ndarray, np.ndarray]:
+        """L and dL/dw at every w (an array), by BPTT through the T steps, in float64."""
+        w = np.asarray(w, dtype=np.float64)
+        hs = [np.full_like(w, self.h0)]
+        for _ in range(self.T):
+            hs.append(np.tanh(w * hs[-1] + self.b))
+        delta, grad = hs[-1] - self.target, np.zeros_like(w)
+        for t in range(self.T, 0, -1):
+            dz = delta * (1 - hs[t] ** 2)   # δ_t = ∂L/∂h_t ⊙ tanh′
+            grad += dz * hs[t - 1]
+            delta = dz * w                  # ∂L/∂h_{t−1}
+        return 0.5 * (hs[-1] - self.target) ** 2, grad
+
+    def wall(self, lo: float = 1.5, hi: float = 3.0) -> float:
+        """The w in (lo, hi) where L is halfway between its values at lo and hi (bisection)."""
+        half = (self.loss_and_grad(lo)[0] + self.loss_and_grad(hi)[0]) / 2
+        for _ in range(100):
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if self.loss_and_grad(mid)[0] > half else (lo, mid)
+        return (lo + hi) / 2
+
+
+def cliff_steps(cliff: Cliff = Cliff()) -> dict:
+    """One SGD step from the wall, unclipped and clipped at θ: where each lands, L and dL/dw
+    there; and L, dL/dw along w ∈ [1.8, 2.6] (dense near the wall) for the figure."""
+    w0 = cliff.wall()
+    near = w0 + np.concatenate([-np.logspace(-2, -13, 60), np.logspace(-13, -2, 60)])
+    ws = np.sort(np.concatenate([np.linspace(1.8, 2.6, 2001), near, [w0]]))  # the wall resolved
+    L0, g0 = (float(v) for v in cliff.loss_and_grad(w0))
+    clipped = min(1.0, cliff.theta / abs(g0))
+    out = {"cliff": cliff, "ws": ws, "w0": w0, "L0": L0, "g0": g0, "curve": cliff.loss_and_grad(ws)}
+    for name, scale in (("unclipped", 1.0), ("clipped", clipped)):
+        w = w0 - cliff.lr * scale * g0
+        L, g = (float(v) for v in cliff.loss_and_grad(w))
+        out[name] = {"w": w, "L": L, "g": g}
+    return out

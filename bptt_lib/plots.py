@@ -214,6 +214,34 @@ def clipping_figure(runs: dict, chance_loss: float) -> Figure:
     return fig
 
 
+def cliff_figure(steps: dict) -> Figure:
+    """Pascanu's wall (experiments.cliff_steps): L along w (top), with one SGD step from the
+    wall unclipped and clipped; |dL/dw| along w (bottom, log scale)."""
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(COLUMN, 5.8), sharex=True)
+    ws, (L, g) = steps["ws"], steps["curve"]
+    w0, L0, clipped, unclipped = steps["w0"], steps["L0"], steps["clipped"], steps["unclipped"]
+    top.plot(ws, L, color=BLUE, lw=2)
+    top.plot([w0], [L0], "o", color=RED, ms=7, zorder=3, label="start: a point on the wall")
+    top.annotate("", xy=(clipped["w"], clipped["L"]), xytext=(w0, L0),
+                 arrowprops={"arrowstyle": "->", "color": GREEN, "lw": 2})
+    top.plot([clipped["w"]], [clipped["L"]], "o", color=GREEN, ms=7, zorder=3,
+             label=rf"clipped step ($\eta\theta$ = {steps['cliff'].lr * steps['cliff'].theta:g})")
+    top.annotate("", xy=(ws[-1] + 0.03, L0), xytext=(w0, L0),
+                 arrowprops={"arrowstyle": "->", "color": RED, "lw": 2, "ls": "--"})
+    top.text(w0 + 0.06, L0 + 0.1, f"unclipped step: on to w = {unclipped['w']:.1e}",
+             color=RED)
+    top.set(title=r"Loss along $w$ ($b$ fixed)", ylabel="L", ylim=(-0.05, 1.75))
+    top.legend(loc="upper right")
+    bottom.semilogy(ws, np.abs(g), color=PURPLE, lw=1.6)
+    bottom.plot([w0], [abs(steps["g0"])], "o", color=RED, ms=7, zorder=3)
+    bottom.axhline(steps["cliff"].theta, color=GRAY, ls="--", lw=1.2, label=r"$\theta$")
+    bottom.set(title=r"Gradient $|\partial L/\partial w|$ along $w$", xlabel="w",
+               ylabel=r"$|\partial L/\partial w|$")
+    bottom.legend(loc="upper right")
+    fig.tight_layout()
+    return fig
+
+
 def truncation_figure(runs: dict, chance_acc: float) -> Figure:
     """Top: test accuracy per epoch for each truncation length (median, seeds faint). Bottom:
     every seed's final train (hollow) and test (filled) accuracy. runs: {K or None: Runs}."""

@@ -134,3 +134,45 @@ def test_sweep_widget_embeds_the_sweep(sweep):
     assert np.allclose(data["log_norms"], np.log10(sweep.norms), atol=1e-3)
     assert 'value="4"' in html and f'max="{sweep.T}"' in html    # starts at σ_max = 0.9, all T
     assert "http" not in html.replace("http://www.w3.org/2000/svg", "")   # loads nothing
+
+
+# --- 33.5's cliff -----------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def cliff():
+    from bptt_lib.experiments import cliff_steps
+
+    return cliff_steps()
+
+
+@pytest.mark.parametrize("claim", claims.CLIFF, ids=lambda c: c.name)
+def test_cliff_claims(cliff, claim):
+    claim.check(cliff)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_cliff_gradient_is_autograds(seed):
+    """Cliff.loss_and_grad's δ recursion against autograd, float64, at random w off and near
+    the wall (relative error ≤ 1e-10)."""
+    import torch
+
+    from bptt_lib.experiments import Cliff
+
+    rng = np.random.default_rng(seed)
+    c = Cliff(T=int(rng.integers(5, 60)), b=float(rng.uniform(-1, 0)),
+              h0=float(rng.uniform(-1, 1)), target=float(rng.uniform(-1, 1)))
+    ws = np.concatenate([rng.uniform(0.5, 3.0, 8), [c.wall() + 1e-6]])
+    w = torch.tensor(ws, requires_grad=True)
+    h = torch.full_like(w, c.h0)
+    for _ in range(c.T):
+        h = torch.tanh(w * h + c.b)
+    (0.5 * (h - c.target) ** 2).sum().backward()
+    L, g = c.loss_and_grad(ws)
+    assert rel_error(L, (0.5 * (h - c.target) ** 2).detach().numpy()) <= 1e-12
+    assert rel_error(g, w.grad.numpy()) <= 1e-10
+
+
+def test_cliff_figure(cliff):
+    fig = plots.cliff_figure(cliff)
+    assert len(fig.axes) == 2
+    plt.close(fig)

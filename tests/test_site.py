@@ -25,7 +25,7 @@ ASSIGNMENTS = ("ex33_1_wx_gradient", "ex33_2_linear_rnn", "ex33_3_hidden_size",
 # The seed chapter's figures and the computational graph (33.1), drawn at build time, each a
 # labelled <figure>.
 FIGURES = {"book/unrolling": 2, "book/vanishing_exploding": 1, "book/remember_first": 2,
-           "book/clipping": 2, "book/truncated_bptt": 1}
+           "book/clipping": 3, "book/truncated_bptt": 1}
 
 pytestmark = pytest.mark.slow
 
