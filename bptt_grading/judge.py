@@ -125,6 +125,23 @@ def rel_error(a, b) -> float:
     return diff / scale if diff else 0.0
 
 
+def _well_formed(data, shape: tuple) -> bool:
+    """Whether `data` is nested lists of numbers of exactly `shape` (a kernel could send
+    anything under an array's name)."""
+    if not shape:
+        return isinstance(data, int | float) and not isinstance(data, bool)
+    return isinstance(data, list) and len(data) == shape[0] and all(
+        _well_formed(d, shape[1:]) for d in data)
+
+
+def numbers(name: str, values) -> list[float]:
+    """`values`, checked to be a list of numbers."""
+    if not (isinstance(values, list) and all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in values)):
+        fail(f"{name} must be a list of numbers, got {type(values).__name__}")
+    return values
+
+
 def _shape(x) -> tuple[int, ...]:
     return (len(x), *_shape(x[0])) if isinstance(x, list) and x else (
         (0,) if isinstance(x, list) else ())
@@ -149,7 +166,7 @@ def as_list(name: str, value, shape: tuple[int, ...], *, float64: bool = True) -
     if value.shape != tuple(shape):
         hint = " — transposed?" if value.shape == tuple(shape)[::-1] else ""
         fail(f"{name} has shape {value.shape}, expected {tuple(shape)}{hint}")
-    if value.data is None:
+    if value.data is None or not _well_formed(value.data, value.shape):
         fail(f"{name} has dtype {value.dtype}, not a number type")
     bad = [i for i, v in enumerate(_flat(value.data)) if not math.isfinite(v)]
     if bad:
@@ -493,7 +510,8 @@ def check_33_5(part: str, student: Student, ref: dict, seed: int) -> None:
         return _scalar("the transform's result", out), after
 
     def flat_after(after, n):
-        if len(after) != n or not all(isinstance(a, Array) for a in after):
+        if len(after) != n or not all(isinstance(a, Array) and a.data is not None and
+                                      _well_formed(a.data, a.shape) for a in after):
             fail("the transform must leave every gradient a tensor (.grad), rescaled in place")
         return [v for a in after for v in _flat(a.data)]
 
@@ -572,7 +590,7 @@ def check_33_5(part: str, student: Student, ref: dict, seed: int) -> None:
         loss = {}
         for name, rec in runs.items():
             loss[name], acc, g = (rec.attrs.get(k) for k in ("loss", "test_acc", "grad_norm"))
-            n = len(loss[name]) if isinstance(loss[name], list) else 0
+            n = len(numbers(f"the {name} record's loss", loss[name]))
             if not (n and isinstance(acc, list) and len(acc) in (n, n - 1) and g):
                 fail(f"the {name} record is incomplete (epochs run: {n})")
         follows = {name: len(loss[name]) == len(ref[key]) and

@@ -284,3 +284,14 @@ def test_method_is_read_from_the_source(source, problem):
 
     why = violation([source, "def broken(:"], METHODS["ex33_2_linear_rnn", "test_eig"])
     assert (why is None) if problem is None else (problem in why), why
+
+
+@pytest.mark.parametrize("forged", [
+    {"type": "ndarray", "dtype": "float64", "shape": [2, 2], "data": "abc"},
+    {"type": "ndarray", "dtype": "float64", "shape": [2, 2], "data": [[1.0, 2.0], [3.0]]},
+    {"type": "ndarray", "dtype": "float64", "shape": [2, 2], "data": [[1.0, True], [3.0, 4]]},
+    {"type": "ndarray", "dtype": "float64", "shape": [1, 2], "data": [[1.0, 2.0]]},
+])
+def test_a_forged_array_fails_with_a_message(forged):
+    with pytest.raises(judge.GradingFailure):
+        judge.compare("g", judge.value_of(forged), SQUARE)
