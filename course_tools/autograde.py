@@ -8,9 +8,9 @@ Run it where `nbgrader_config.py` is, like nbgrader. One pool of workers grades 
 one submission (student, assignment) per job, each with nbgrader's Autograde (as SafeAutograde,
 so the course's config, the sandbox included, applies unchanged) in the worker's private copy of
 the course: the config, a snapshot of the gradebook and the assignments' source files, set up once
-per batch. The
-worker sends back the autograded files and the submission's rows of its gradebook; this process
-alone writes them into the real course as they arrive, so SQLite never sees two writers.
+per batch. The worker sends back the autograded files and the submission's rows of its
+gradebook; this process alone writes them into the real course as they arrive, so SQLite never
+sees two writers.
 Workers are local processes (`--workers`, default: the machine's cores), started before anything
 else so their imports overlap this process's and, from 2 up to as many as there are CPUs, each
 pinned to a CPU of its own with the kernels it starts; or, with `--scheduler`, the workers of a
