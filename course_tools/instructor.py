@@ -128,8 +128,17 @@ class SafeAutograde(Autograde):
         return super().init_destination(assignment_id, student_id)
 
     def set_permissions(self, assignment_id, student_id):
+        """Refuse the result if its directory holds anything but plain files within `Intake`
+        (something the kernel made there), else chmod its files."""
+        dest = self._format_dest(assignment_id, student_id)
+        try:
+            check_tree(dest, Intake(parent=self).limits())
+        except Refused as e:
+            msg = f"Refused the autograded files of {student_id!r} for {assignment_id!r}: {e}"
+            self.log.error(msg)
+            raise NbGraderException(msg) from None
         permissions = int(str(self.permissions), 8)
-        for dirname, _, filenames in os.walk(self._format_dest(assignment_id, student_id)):
+        for dirname, _, filenames in os.walk(dest):
             for name in filenames:
                 path = os.path.join(dirname, name)
                 if stat.S_ISREG(os.lstat(path).st_mode):

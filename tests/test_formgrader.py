@@ -167,9 +167,11 @@ def test_manual_grade_and_comment_reach_gradebook_feedback_and_csv(course, formg
 
 def test_the_server_runs_unprivileged_without_kernel_terminal_or_contents_api(formgrader):
     url, pid = formgrader
-    with open(f"/proc/{pid}/status") as f:
-        uids = next(line for line in f if line.startswith("Uid:")).split()[1:]
-    assert set(uids) == {str(pwd.getpwnam(USER).pw_uid)}
+    pythons = [p for p in _descendants(pid) if _status(p)["Name"].startswith("python")]
+    assert pythons, "no server process"
+    for p in pythons:  # the server, and anything it started, is USER with USER's group alone
+        assert set(_status(p)["Uid"].split()) == {str(pwd.getpwnam(USER).pw_uid)}
+        assert _status(p)["Groups"].split() in ([], [str(pwd.getpwnam(USER).pw_gid)])
     for path in ("api/kernels", "api/kernelspecs", "api/terminals", "api/contents",
                  "api/sessions", "files/nbgrader_config.py", "api/nbconvert", "terminals/1",
                  "tree", "lab"):
@@ -183,3 +185,24 @@ def test_the_server_runs_unprivileged_without_kernel_terminal_or_contents_api(fo
     with pytest.raises(urllib.error.HTTPError) as e:
         urllib.request.urlopen(request, timeout=10)
     assert e.value.code in (404, 405)
+
+
+def _status(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+
+
+def _descendants(pid):
+    """The processes below `pid`."""
+    children = {}
+    for p in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            children.setdefault(int(_status(p)["PPid"]), []).append(int(p))
+        except (OSError, KeyError):
+            pass
+    found, todo = [], [pid]
+    while todo:
+        kids = children.get(todo.pop(), [])
+        found += kids
+        todo += kids
+    return found

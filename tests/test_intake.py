@@ -13,6 +13,7 @@ import hashlib
 import os
 import socket
 import sqlite3
+import stat
 import subprocess
 import sys
 import time
@@ -126,6 +127,11 @@ def _hostile_class(base, slow):
         attack(d)
     os.symlink(os.path.join(sub, "ana"), os.path.join(sub, "dirlink"))  # another's folder
     hostile["dirlink"] = (None, "not a directory")
+    # links and a sparse file made by the kernel in its working directory (while that is the
+    # autograded directory): refused, or not made at all
+    synthetic.submit(base, "sq", "kernel", "import os\ntry:\n    os.symlink('/etc/passwd', "
+                     "'leak.txt')\n    os.symlink('.', 'loop')\n    os.truncate(open('big.bin', "
+                     f"'w').fileno(), {60 * 2**20})\nexcept OSError:\n    pass\n" + HONEST)
     if slow:  # sorts before ana: its result comes last, ana's must not wait for it
         synthetic.submit(base, "sq", "a_slow", "import time\ntime.sleep(28)\n" + HONEST)
         hostile["a_slow"] = (None, "deadline")
@@ -144,15 +150,18 @@ def _digest(path):
 
 def _check_nothing_else_moved(base, before):
     course = os.path.join(base, "course")
+    synthetic.nbgrader(base, "generate_feedback", "sq", check=False)
+    assert os.path.isfile(os.path.join(course, "feedback", "ana", "sq", "sq.html"))
     assert _digest(os.path.join(course, "submitted", "ana", "sq", "sq.ipynb")) == before
     with sqlite3.connect(os.path.join(course, "gradebook.db")) as db:
         assert db.execute("pragma integrity_check").fetchone() == ("ok",)
     assert os.stat(os.path.join(course, "gradebook.db")).st_mode & 0o222  # not chmod'ed 0444
     assert synthetic.scores(base, "sq")["ana"] == {"test_public": 1.0, "test_hidden": 1.0}
-    for dirpath, _, files in os.walk(os.path.join(course, "autograded")):
-        for name in files:
-            st = os.lstat(os.path.join(dirpath, name))
-            assert os.path.isfile(os.path.join(dirpath, name)) and st.st_size < 2**20, name
+    for step in ("autograded", "feedback"):
+        for dirpath, _, files in os.walk(os.path.join(course, step)):
+            for name in files:
+                st = os.lstat(os.path.join(dirpath, name))
+                assert stat.S_ISREG(st.st_mode) and st.st_size < 2**20, (dirpath, name)
 
 
 def test_parallel_batch_refuses_each_attack_and_grades_the_classmate(tmp_path):
@@ -172,7 +181,7 @@ def test_parallel_batch_refuses_each_attack_and_grades_the_classmate(tmp_path):
     assert time.monotonic() - start < 120
     with open(os.path.join(base, "course", ag.FAILURES), newline="") as f:
         rows = {r["student"]: r["reason"] for r in csv.DictReader(f)}
-    assert set(rows) == set(hostile)
+    assert set(hostile) <= set(rows) <= {*hostile, "kernel"}
     for student, reason in hostile.items():
         assert reason in rows[student], (student, rows[student])
         assert f"sq/{student}: FAILED" in out
