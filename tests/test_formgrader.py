@@ -179,11 +179,13 @@ def test_the_server_runs_unprivileged_without_kernel_terminal_or_contents_api(fo
                                          headers={"Authorization": f"token {TOKEN}"})
         with pytest.raises(urllib.error.HTTPError) as e:
             urllib.request.urlopen(request, timeout=10)
+        e.value.close()
         assert e.value.code == 404, path
     request = urllib.request.Request(f"{url}/api/kernels", method="POST", data=b"{}",
                                      headers={"Authorization": f"token {TOKEN}"})
     with pytest.raises(urllib.error.HTTPError) as e:
         urllib.request.urlopen(request, timeout=10)
+    e.value.close()
     assert e.value.code in (404, 405)
 
 
