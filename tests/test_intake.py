@@ -101,6 +101,20 @@ def test_write_tree_never_writes_through_an_existing_path(tmp_path):
     assert not (tmp_path / "none").exists()
 
 
+def test_the_autograded_notebook_replaces_a_link_instead_of_writing_through_it(tmp_path):
+    from course_tools.instructor import FreshFilesWriter
+
+    victim = tmp_path / "gradebook.db"
+    victim.write_text("keep")
+    out = tmp_path / "autograded"
+    out.mkdir()
+    (out / "sq.ipynb").symlink_to(victim)
+    writer = FreshFilesWriter(build_directory=str(out))
+    writer.write("{}", {"output_extension": ".ipynb"}, notebook_name="sq")
+    assert victim.read_text() == "keep"
+    assert not (out / "sq.ipynb").is_symlink() and (out / "sq.ipynb").read_text() == "{}"
+
+
 # --- a hostile class ---------------------------------------------------------------------------
 
 def _hostile_class(base, slow):
