@@ -30,6 +30,7 @@ from course_tools.instructor import (
     FeedbackClearHiddenTests,
     autograde_hook,
     quiet_upstream_warnings,
+    use_safe_autograde,
 )
 from course_tools.verdicts import VerdictExecute
 
@@ -97,12 +98,17 @@ c.CourseDirectory.ignore = [".ipynb_checkpoints", "__pycache__", "*.pyc"]
 c.ExportApp.plugin_class = CourseCsvExport
 c.CourseCsvExport.directory = COURSE
 
-# --- collecting from an LMS download: files named <student_id>--<assignment>.ipynb -------------
-c.ZipCollectApp.collector_plugin = "nbgrader.plugins.FileNameCollectorPlugin"
-c.FileNameCollectorPlugin.named_regexp = (  # matched against the whole path
-    r"(?:.*/)?(?P<student_id>[^/]+?)--(?P<file_id>ex33_\w+\.ipynb)$")
+# --- collecting from an LMS download: one top-level folder per student, <student_id>/… ---------
+# The id is the folder's name (never a file name the student chose); the notebook in it is taken
+# whatever its name (course_tools/collect.py).
+c.ZipCollectApp.extractor_plugin = "course_tools.collect.LmsExtractor"
+c.ZipCollectApp.collector_plugin = "course_tools.collect.LmsFolderCollector"
 
 # --- autograding --------------------------------------------------------------------------------
+# `nbgrader autograde` grades with SafeAutograde: a submission holding a link, a special file or
+# more than c.Intake allows is refused before anything of it is read; results are written as new
+# files, never through a link.
+use_safe_autograde()
 c.OverwriteCells.add_missing_cells = True   # a deleted grade cell is put back and run
 c.Execute.timeout = 30                       # per cell: an infinite loop costs 30 s, not the batch
 c.Execute.interrupt_on_timeout = True

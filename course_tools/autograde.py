@@ -5,29 +5,42 @@ autograde` run on each of them.
     python -m course_tools.autograde --all [--scheduler tcp://HOST:PORT]
 
 Run it where `nbgrader_config.py` is, like nbgrader. One pool of workers grades the whole batch,
-one submission (student, assignment) per job, each with nbgrader's Autograde (so the course's
-config, the sandbox included, applies unchanged) in the worker's private copy of the course: the
-config, a snapshot of the gradebook and the assignments' source files, set up once per batch. The
-worker sends back the autograded files and the submission's rows of its gradebook; this process
-alone writes them into the real course, in nbgrader's order, so SQLite never sees two writers.
+one submission (student, assignment) per job, each with nbgrader's Autograde (as SafeAutograde,
+so the course's config, the sandbox included, applies unchanged) in the worker's private copy of
+the course: the config, a snapshot of the gradebook and the assignments' source files, set up once
+per batch. The worker sends back the autograded files and the submission's rows of its
+gradebook; this process alone writes them into the real course as they arrive, so SQLite never
+sees two writers.
 Workers are local processes (`--workers`, default: the machine's cores), started before anything
 else so their imports overlap this process's and, from 2 up to as many as there are CPUs, each
 pinned to a CPU of its own with the kernels it starts; or, with `--scheduler`, the workers of a
 running Dask distributed cluster, which need the same Python environment but no shared filesystem.
+
+Submission files are read and written without following links (`course_tools.safefiles`): a
+submission with a link, a special file or too many bytes is refused. Each job runs in a child of
+its worker, killed at its deadline; a job that is refused, fails, overruns or cannot be recorded
+costs only itself: it is logged, listed in the course's `autograde_failures.csv`, and the batch
+goes on, each result written to the gradebook as it arrives.
 
 nbgrader, the course config and the sandbox are imported inside the functions that use them: a
 module-level import would delay the workers' start by seconds.
 """
 
 import argparse
+import csv
 import glob
 import os
+import pickle
+import re
+import select
 import shutil
+import signal
 import sqlite3
 import sys
 import tempfile
 import threading
 import time
+import traceback
 import uuid
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
@@ -35,9 +48,13 @@ from functools import partial
 from multiprocessing import get_context
 from multiprocessing.util import Finalize
 
+from course_tools.safefiles import Refused, read_tree, write_tree
+
 _one_at_a_time = threading.Lock()
 _private_course = None  # this worker's PrivateCourse, for the batch it last graded
 STEPS = ("source", "release", "submitted", "autograded", "feedback")
+DEADLINE = 600  # seconds per job, by default
+FAILURES = "autograde_failures.csv"  # in the course directory: the last batch's failed jobs
 COLUMNS = {  # gradebook state that autograde writes, per object
     "submission": ("timestamp", "extension"),
     "notebook": ("flagged", "late_submission_penalty"),
@@ -89,26 +106,6 @@ class Progress:
 def _clock(seconds):
     m, s = divmod(int(round(seconds)), 60)
     return f"{m // 60}:{m % 60:02d}:{s:02d}" if m >= 60 else f"{m}:{s:02d}"
-
-
-def read_tree(root, prefix=""):
-    """{prefix/path relative to root: (bytes, mode)} of every file under root."""
-    out = {}
-    for path in glob.glob(os.path.join(root, "**"), recursive=True):
-        if os.path.isfile(path):
-            with open(path, "rb") as f:
-                out[os.path.join(prefix, os.path.relpath(path, root))] = (
-                    f.read(), os.stat(path).st_mode & 0o7777)
-    return out
-
-
-def write_tree(root, files):
-    for rel, (data, mode) in files.items():
-        path = os.path.join(root, rel)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "wb") as f:
-            f.write(data)
-        os.chmod(path, mode)
 
 
 def submission_state(gb, assignment, student):
@@ -169,32 +166,57 @@ class PrivateCourse:
     def grade(self, assignment, student, files):
         """Autograde one submission (`files` under submitted/); return files, state and log."""
         from nbgrader.api import Gradebook
-        from nbgrader.converters import Autograde
         from nbgrader.coursedir import CourseDirectory
         from nbgrader.utils import capture_log
+
+        from course_tools.instructor import Intake, SafeAutograde
 
         write_tree(self.root, files)
         coursedir = CourseDirectory(config=self.config, assignment_id=assignment,
                                     student_id=student)
-        app = Autograde(coursedir=coursedir, config=self.config)
+        app = SafeAutograde(coursedir=coursedir, config=self.config)
         app.force = True
         run = capture_log(app)
         with Gradebook(coursedir.db_url, coursedir.course_id) as gb:
             state = submission_state(gb, assignment, student)
-        graded = os.path.join(self.root, "autograded", student, assignment)
+        log = run.get("log", "") + run.get("error", "")
         result = {"assignment": assignment, "student": student, "ok": run["success"],
-                  "log": run.get("log", "") + run.get("error", ""), "state": state,
-                  "files": read_tree(graded)}
+                  "log": log, "state": state, "files": {},
+                  "reason": None if run["success"] else _reason(log)}
+        graded = os.path.join(self.root, "autograded", student, assignment)
+        if os.path.isdir(graded):
+            try:
+                result["files"] = read_tree(graded, limits=Intake(config=self.config).limits())
+            except Refused as e:
+                result.update(ok=False, reason=f"its autograded files were refused: {e}")
+        return result
+
+    def clear(self, assignment, student):
+        """Remove one submission's files from the copy."""
         for step in ("submitted", "autograded"):
             shutil.rmtree(os.path.join(self.root, step, student, assignment), ignore_errors=True)
-        return result
+
+
+def _reason(log):
+    """The last exception line of nbgrader's log, as a failure's reason."""
+    lines = [line.strip() for line in log.splitlines()]
+    found = [line for line in lines if re.match(r"[\w.]*(Error|Exception)\b", line)]
+    return f"nbgrader failed: {found[-1]}" if found else "nbgrader failed (see its log)"
+
+
+def failed(assignment, student, reason, log=""):
+    """The result of a job that produced nothing."""
+    return {"assignment": assignment, "student": student, "ok": False, "reason": reason,
+            "log": log, "state": None, "files": {}}
 
 
 def grade_submission(common, assignment, student, files):
     """Worker: autograde one submission in this worker's private copy of the course.
 
-    Runs nbgrader's Autograde in this process (a fresh `nbgrader` process per submission would pay
-    seconds of imports each time); Autograde chdirs, so one submission at a time per process.
+    Runs nbgrader's Autograde in a forked child of this process, which has its imports already (a
+    fresh `nbgrader` process per submission would pay seconds of imports each time), killed with
+    the kernels it started if it is not done by `common["deadline"]` seconds; Autograde chdirs,
+    so one submission at a time per process.
     """
     global _private_course
     with _one_at_a_time:
@@ -202,7 +224,46 @@ def grade_submission(common, assignment, student, files):
             if _private_course is not None:
                 _private_course.remove()
             _private_course = PrivateCourse(common)
-        return _private_course.grade(assignment, student, files)
+        try:
+            return _in_child(partial(_private_course.grade, assignment, student, files),
+                             common["deadline"], assignment, student)
+        finally:
+            _private_course.clear(assignment, student)
+
+
+def _in_child(job, deadline, assignment, student):
+    """job() run in a forked child and its result, or a failed result if the child raised,
+    died or overran `deadline` seconds (then it is killed; the sandboxes it started die with
+    it)."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns
+        os.close(read_end)
+        try:
+            data = pickle.dumps(job())
+        except BaseException:
+            data = pickle.dumps(failed(assignment, student, "the grader raised an exception",
+                                       traceback.format_exc()))
+        with os.fdopen(write_end, "wb") as f:
+            f.write(data)
+        os._exit(0)
+    os.close(write_end)
+    chunks, end = [], time.monotonic() + deadline
+    with os.fdopen(read_end, "rb", buffering=0) as f:
+        while (left := end - time.monotonic()) > 0 and select.select([f], [], [], left)[0]:
+            chunk = f.read(1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        else:
+            os.kill(pid, signal.SIGKILL)
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL and time.monotonic() >= end:
+        return failed(assignment, student, f"not done by its deadline of {deadline:g} s")
+    try:
+        return pickle.loads(b"".join(chunks))
+    except Exception:
+        return failed(assignment, student, f"the grading process died (status {status})")
 
 
 def skip_iri_grammar():
@@ -289,14 +350,17 @@ def step_path(coursedir, step, student, assignment):
 
 
 def autograde(assignments, *, workers=None, scheduler=None, force=False, config_dir=".",
-              log=print):
-    """Grade all submissions of `assignments` (names, or None: all with submissions).
+              deadline=DEADLINE, log=print):
+    """Grade all submissions of `assignments` (names, or None: all with submissions), each job
+    within `deadline` seconds.
 
-    Returns {(assignment, student): True if graded, False if failed}.
+    Returns {(assignment, student): True if graded, False if failed}; the failures, with their
+    reasons, are also in the course's FAILURES file.
     """
     with _workers(workers, scheduler) as run:
         from nbgrader.api import Gradebook
 
+        from course_tools.instructor import Intake
         from course_tools.sandbox import Sandbox, SandboxUnavailable
 
         coursedir, config, config_text = load_course(os.path.abspath(config_dir))
@@ -314,53 +378,83 @@ def autograde(assignments, *, workers=None, scheduler=None, force=False, config_
             "batch": uuid.uuid4().hex, "course_id": coursedir.course_id, "config": config_text,
             "gradebook": snapshot(coursedir.db_url.removeprefix("sqlite:///")),
             "files": {k: v for k, v in source.items() if not k.endswith(".ipynb")},
+            "deadline": deadline,
         }
-        jobs = [(a, s, read_tree(path("submitted", s, a), os.path.join("submitted", s, a)))
-                for a, students in batch.items() for s in students]
         for a, students in batch.items():
             log(f"autograding {a}: {len(students)} submissions")
         log(f"on Dask scheduler {scheduler}" if scheduler
             else f"on {workers or os.cpu_count()} workers")
-        done, progress = {}, Progress(len(jobs), log)
+        failures = FailureLog(os.path.dirname(coursedir.db_url.removeprefix("sqlite:///")), log)
+        done, jobs, limits = {}, [], Intake(config=config).limits()
+        for a, students in batch.items():
+            for s in students:
+                try:
+                    jobs.append((a, s, read_tree(path("submitted", s, a),
+                                                 os.path.join("submitted", s, a), limits,
+                                                 trusted=path("submitted", ".", "."))))
+                except Refused as e:
+                    done[a, s] = False
+                    failures.add(a, s, f"submission refused: {e}")
+        progress = Progress(len(jobs), log)
         with Gradebook(coursedir.db_url, coursedir.course_id) as gb:
-            for result in _in_order(_reported(run(common, jobs), progress),
-                                    [(a, s) for a, s, _ in jobs]):
+            for _, s, _ in jobs:  # student rows in nbgrader's order, whatever finishes first
+                gb.update_or_create_student(s)
+            for result in run(common, jobs):
                 a, s = result["assignment"], result["student"]
-                dest = path("autograded", s, a)
-                if os.path.isdir(dest):
-                    shutil.rmtree(dest)
-                os.makedirs(os.path.dirname(dest), exist_ok=True)  # nbgrader leaves it, even failed
-                write_tree(dest, result["files"])
-                if result["state"] is not None:
-                    apply_state(gb, a, s, result["state"])
+                try:
+                    record(gb, path("autograded", s, a), result)
+                except Exception as e:
+                    gb.db.rollback()
+                    result = failed(a, s, f"its result could not be recorded: {e!r}",
+                                    result["log"])
                 done[a, s] = result["ok"]
+                progress.update(f"{a}/{s}", result["ok"], result["log"])
+                if not result["ok"]:
+                    failures.add(a, s, result["reason"])
     return done
 
 
-def _reported(results, progress):
-    """The results, each counted in `progress` as soon as it arrives."""
-    for result in results:
-        progress.update(f"{result['assignment']}/{result['student']}", result["ok"],
-                        result["log"])
-        yield result
+def record(gb, dest, result):
+    """Write one result: its autograded files (new, in a new `dest`) and its gradebook rows."""
+    if os.path.islink(dest):
+        os.unlink(dest)
+    elif os.path.isdir(dest):
+        shutil.rmtree(dest)
+    os.makedirs(os.path.dirname(dest), exist_ok=True)  # nbgrader leaves it, even failed
+    write_tree(dest, result["files"])
+    if result["state"] is not None:
+        apply_state(gb, result["assignment"], result["student"], result["state"])
 
 
-def _in_order(results, order):
-    """Results re-ordered by (assignment, student), as nbgrader writes them (gradebook rows)."""
-    waiting, order = {}, iter(order)
-    following = next(order, None)
-    for result in results:
-        waiting[result["assignment"], result["student"]] = result
-        while following in waiting:
-            yield waiting.pop(following)
-            following = next(order, None)
+class FailureLog:
+    """The batch's failed jobs, one CSV row each (assignment, student, reason) in the course
+    directory's FAILURES, written as they happen; the file is new for every batch."""
+
+    def __init__(self, course, log):
+        self.path, self.log = os.path.join(course, FAILURES), log
+        with open(self.path, "w", newline="") as f:
+            csv.writer(f).writerow(["assignment", "student", "reason"])
+
+    def add(self, assignment, student, reason):
+        self.log(f"  {assignment}/{student}: FAILED: {reason}")
+        with open(self.path, "a", newline="") as f:
+            csv.writer(f).writerow([assignment, student, reason])
 
 
 @contextmanager
 def _workers(workers, scheduler):
     """Start the workers now; yield run(common, jobs), which yields grade_submission results as
-    they finish, from local processes or a Dask cluster."""
+    they finish (a failed result for a job that raised), from local processes or a Dask
+    cluster."""
     from course_tools.autograde import grade_submission, warm_up  # by reference, also as __main__
+
+    def results(futures, completed):
+        for future in completed(futures):
+            a, s = futures[future]
+            try:
+                yield future.result()
+            except Exception as e:
+                yield failed(a, s, f"the job failed: {e!r}", traceback.format_exc())
 
     if scheduler:
         from distributed import Client
@@ -369,9 +463,8 @@ def _workers(workers, scheduler):
         with Client(scheduler) as client:
             def run(common, jobs):
                 shared = client.scatter(common, broadcast=True)
-                for future in dask_completed([client.submit(grade_submission, shared, *job,
-                                                            pure=False) for job in jobs]):
-                    yield future.result()
+                yield from results({client.submit(grade_submission, shared, *job, pure=False):
+                                    job[:2] for job in jobs}, dask_completed)
             yield run
     else:
         n = workers or os.cpu_count()
@@ -385,9 +478,8 @@ def _workers(workers, scheduler):
                 pool.submit(int)
 
             def run(common, jobs):
-                for future in as_completed([pool.submit(grade_submission, common, *job)
-                                            for job in jobs]):
-                    yield future.result()
+                yield from results({pool.submit(grade_submission, common, *job): job[:2]
+                                    for job in jobs}, as_completed)
             yield run
 
 
@@ -401,15 +493,20 @@ def main(argv=None):
     p.add_argument("--scheduler", help="Dask distributed scheduler address, tcp://host:port")
     p.add_argument("--force", action="store_true", help="regrade already autograded students")
     p.add_argument("--config-dir", default=".", help="directory of nbgrader_config.py")
+    p.add_argument("--deadline", type=float, default=DEADLINE,
+                   help=f"seconds one submission may take, all included (default {DEADLINE})")
     args = p.parse_args(argv)
     if bool(args.assignments) == args.all:
         p.error("name one or more assignments, or --all")
     if args.workers is not None and args.workers < 1:
         p.error("--workers must be at least 1")
+    if args.deadline <= 0:
+        p.error("--deadline must be positive")
     skip_iri_grammar()
     try:
         done = autograde(args.assignments or None, workers=args.workers,
-                         scheduler=args.scheduler, force=args.force, config_dir=args.config_dir)
+                         scheduler=args.scheduler, force=args.force, config_dir=args.config_dir,
+                         deadline=args.deadline)
     except CannotGrade as e:
         print(e, file=sys.stderr)
         return 2

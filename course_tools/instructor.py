@@ -1,14 +1,22 @@
 """The instructor's commands as INSTRUCTORS.md writes them: outputs in the course directory, one
-clear message instead of a traceback per submission, no upstream noise (nbgrader_config.py)."""
+clear message instead of a traceback per submission, no upstream noise, no file of a submission
+read or written through a link (nbgrader_config.py)."""
 
 import os
+import stat
 import sys
 import warnings
 
+from nbconvert.writers import FilesWriter
 from nbgrader.api import Gradebook, MissingEntry
+from nbgrader.converters import Autograde
+from nbgrader.converters.base import NbGraderException
 from nbgrader.plugins import CsvExportPlugin
 from nbgrader.preprocessors import ClearHiddenTests
-from traitlets import List, Unicode
+from traitlets import Integer, List, Unicode
+from traitlets.config import Configurable
+
+from course_tools.safefiles import WRITE_FLAGS, Limits, Refused, check_tree
 
 
 class CourseCsvExport(CsvExportPlugin):
@@ -68,3 +76,82 @@ def quiet_upstream_warnings() -> None:
 
     warnings.filterwarnings("ignore", category=SAWarning, message=(
         r"Object of type <Submitted(Assignment|Notebook)> not in session, add operation along"))
+
+
+class Intake(Configurable):
+    """Caps on one submission's files, checked from lstat before anything is read
+    (`c.Intake.<trait>`)."""
+
+    max_file_size = Integer(16 * 2**20, help="Largest file of a submission, bytes.").tag(
+        config=True)
+    max_submission_size = Integer(64 * 2**20, help="All files of a submission, bytes.").tag(
+        config=True)
+    max_files = Integer(100, help="Files in one submission.").tag(config=True)
+
+    def limits(self):
+        return Limits(self.max_file_size, self.max_submission_size, self.max_files)
+
+
+class FreshFilesWriter(FilesWriter):
+    """FilesWriter for a notebook result: whatever is at the result's path (a link included) is
+    removed, never followed, and the result is written as a new file (O_EXCL | O_NOFOLLOW)."""
+
+    def write(self, output, resources, notebook_name=None, **kw):
+        dest = os.path.join(self.build_directory, notebook_name + resources["output_extension"])
+        os.makedirs(self.build_directory, exist_ok=True)
+        if os.path.lexists(dest):
+            os.unlink(dest)
+        with os.fdopen(os.open(dest, WRITE_FLAGS, 0o644), "wb") as f:
+            f.write(output.encode("utf-8") if isinstance(output, str) else output)
+        return dest
+
+
+class SafeAutograde(Autograde):
+    """nbgrader's Autograde, but a submission holding a link, a hard link, a special file or more
+    than `Intake` allows is refused (that student fails, with the reason) before nbgrader reads or
+    copies any of it; results are written as new files, and permissions are set on regular files
+    only (stock nbgrader chmods the target of a link)."""
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.writer = FreshFilesWriter(parent=self, config=self.config)
+
+    def init_destination(self, assignment_id, student_id):
+        submitted = self.coursedir.format_path(self.coursedir.submitted_directory, ".", ".")
+        try:
+            check_tree(self._format_source(assignment_id, student_id),
+                       Intake(parent=self).limits(), trusted=submitted)
+        except Refused as e:
+            msg = f"Refused the submission of {student_id!r} to {assignment_id!r}: {e}"
+            self.log.error(msg)
+            raise NbGraderException(msg) from None
+        return super().init_destination(assignment_id, student_id)
+
+    def set_permissions(self, assignment_id, student_id):
+        """Refuse the result if its directory holds anything but plain files within `Intake`
+        (something the kernel made there), else chmod its files."""
+        dest = self._format_dest(assignment_id, student_id)
+        try:
+            check_tree(dest, Intake(parent=self).limits())
+        except Refused as e:
+            msg = f"Refused the autograded files of {student_id!r} for {assignment_id!r}: {e}"
+            self.log.error(msg)
+            raise NbGraderException(msg) from None
+        permissions = int(str(self.permissions), 8)
+        for dirname, _, filenames in os.walk(dest):
+            for name in filenames:
+                path = os.path.join(dirname, name)
+                if stat.S_ISREG(os.lstat(path).st_mode):
+                    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+                    try:
+                        os.fchmod(fd, permissions)
+                    finally:
+                        os.close(fd)
+
+
+def use_safe_autograde():
+    """Make `nbgrader autograde` grade with SafeAutograde (nbgrader has no setting for the
+    converter class its command uses)."""
+    import nbgrader.apps.autogradeapp
+
+    nbgrader.apps.autogradeapp.Autograde = SafeAutograde

@@ -313,8 +313,8 @@ def graded(tmp_path_factory) -> Graded:
                      release / case.assignment / f"{case.assignment}.ipynb")
         case.edit(nb)
         if case.assignment == ZIPPED:
-            with zipfile.ZipFile(archive / f"{case.student}.zip", "w") as z:
-                z.writestr(f"{case.student}--{ZIPPED}.ipynb", nbformat.writes(nb))
+            with zipfile.ZipFile(archive / "lms-download.zip", "a") as z:  # a folder each
+                z.writestr(f"{case.student}/answers.ipynb", nbformat.writes(nb))
             continue
         dest = course / "submitted" / case.student / case.assignment
         dest.mkdir(parents=True)

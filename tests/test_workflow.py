@@ -147,16 +147,16 @@ def for_each(line: str, assignments) -> list[str]:
 
 
 def submit(course: Path, sub: Submission) -> None:
-    """The release with the answer cell replaced: by hand into submitted/, or zipped for
-    zip_collect, like an LMS download."""
+    """The release with the answer cell replaced: by hand into submitted/, or for zip_collect
+    into the assignment's LMS download, in the student's folder under a name of its own."""
     release = course / "release" / sub.assignment / f"{sub.assignment}.ipynb"
     nb = nbformat.read(release, as_version=4)
     cell(nb, "implementation").source = sub.source
     if sub.assignment in ZIPPED:
         archive = course / "downloaded" / sub.assignment / "archive"
         archive.mkdir(parents=True, exist_ok=True)
-        with zipfile.ZipFile(archive / f"{sub.student}.zip", "w") as z:
-            z.writestr(f"{sub.student}--{sub.assignment}.ipynb", nbformat.writes(nb))
+        with zipfile.ZipFile(archive / "lms-download.zip", "a") as z:
+            z.writestr(f"{sub.student}/{sub.name}.ipynb", nbformat.writes(nb))
     else:
         dest = course / "submitted" / sub.student / sub.assignment
         dest.mkdir(parents=True)

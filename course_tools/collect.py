@@ -1,0 +1,140 @@
+"""`nbgrader zip_collect` from an LMS download, where the identity is the LMS's folder.
+
+The LMS download is a zip with one top-level folder per student (`<student_id>/…anything…`);
+whatever the student uploaded is inside their folder. `LmsExtractor` unpacks each such zip, member
+by member: a member with an absolute path or `..`, a link or special file, or more bytes than
+`c.Intake` allows is skipped and named in a warning; every file is created new, mode 0644.
+`LmsFolderCollector` then takes the student id from the top-level folder (never from a file name
+the student chose) and the assignment's notebook from it whatever its name. A folder with several
+notebooks, or a folder name that is not an id, is that student's problem only: it is named in a
+warning and nothing of it is collected.
+"""
+
+import os
+import re
+import stat
+import zipfile
+from collections import defaultdict
+
+from nbgrader.plugins import ExtractorPlugin, FileNameCollectorPlugin
+from traitlets import Unicode
+
+from course_tools.instructor import Intake
+from course_tools.safefiles import write_tree
+
+STUDENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]*")
+
+
+def member_problem(info, limits):
+    """Why zip member `info` must not be extracted, or None."""
+    parts = info.filename.split("/")
+    kind = stat.S_IFMT(info.external_attr >> 16)
+    if info.filename.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        return "not a plain relative path"
+    if kind not in (0, stat.S_IFREG):
+        return "a link or special file"
+    if len(parts) < 2:
+        return "not in a student's folder"
+    if info.file_size > limits.file_size:
+        return f"{info.file_size} bytes, over the {limits.file_size} bytes per file"
+    return None
+
+
+class LmsExtractor(ExtractorPlugin):
+    """Unpack every .zip of the archive directory into the extracted directory, checking each
+    member first (module docstring); anything else there is skipped with a warning."""
+
+    def extract(self, archive_path, extracted_path):
+        limits = Intake(parent=self).limits()
+        for name in sorted(os.listdir(archive_path)):
+            path = os.path.join(archive_path, name)
+            if not (name.endswith(".zip") and stat.S_ISREG(os.lstat(path).st_mode)):
+                self.log.warning("Skipped %s: not a .zip file", path)
+                continue
+            self.log.info("Extracting from: %s", path)
+            with zipfile.ZipFile(path) as z:
+                self._extract(z, name, extracted_path, limits)
+
+    def _extract(self, z, name, extracted_path, limits):
+        totals = defaultdict(int)
+        for info in z.infolist():
+            if info.is_dir():
+                continue
+            folder = info.filename.split("/")[0]
+            problem = member_problem(info, limits)
+            if problem is None:
+                with z.open(info) as f:
+                    data = f.read(limits.file_size + 1)
+                totals[folder] += len(data)
+                if len(data) > limits.file_size:
+                    problem = f"over the {limits.file_size} bytes per file"
+                elif totals[folder] > limits.total_size:
+                    problem = f"over the {limits.total_size} bytes per student"
+            if problem is None:
+                try:
+                    write_tree(extracted_path, {info.filename: (data, 0o644)})
+                except OSError as e:
+                    problem = f"cannot be written there ({e.strerror})"
+            if problem is not None:
+                self.log.warning("Skipped %s in %s: %s", info.filename, name, problem)
+
+
+class LmsFolderCollector(FileNameCollectorPlugin):
+    """Student id: the top-level folder of the extracted download (`folder_regexp`'s student_id
+    group, matched against the folder's whole name); file: the assignment's notebook, whatever
+    the name the student gave it (module docstring)."""
+
+    folder_regexp = Unicode(
+        r"(?P<student_id>.+)",
+        help="Matched against the whole name of a student's top-level folder; its "
+             "(?P<student_id>...) group is the student id.").tag(config=True)
+
+    _folders = None  # {folder: (student id or None, [its notebooks])}, made on the first call
+
+    def collect(self, submitted_file):
+        app = self.parent
+        extracted = app._format_collect_path(app.extracted_directory)
+        if self._folders is None:
+            self._folders = self._survey(extracted)
+        folder = os.path.relpath(submitted_file, extracted).split(os.sep)[0]
+        student, notebooks = self._folders.get(folder, (None, []))
+        if student is None or submitted_file not in notebooks:
+            return None
+        return {"student_id": student, "file_id": f"{app.coursedir.assignment_id}.ipynb"}
+
+    def _survey(self, extracted):
+        """Every top-level folder's student id and notebooks; warns of each one that cannot be
+        collected, and why."""
+        folders = {}
+        for folder in sorted(os.listdir(extracted)):
+            top = os.path.join(extracted, folder)
+            if not stat.S_ISDIR(os.lstat(top).st_mode):
+                self.log.warning("Skipped %s: not in a student's folder", top)
+                continue
+            notebooks = sorted(
+                os.path.join(d, f) for d, _, files in os.walk(top) for f in files
+                if f.endswith(".ipynb") and stat.S_ISREG(os.lstat(os.path.join(d, f)).st_mode)
+                and ".ipynb_checkpoints" not in os.path.relpath(d, top).split(os.sep))
+            m = re.fullmatch(self.folder_regexp, folder)
+            student = m and m.group("student_id")
+            if not (student and STUDENT_ID.fullmatch(student)):
+                self.log.warning("Skipped folder %r: no student id in its name", folder)
+                student = None
+            elif len(notebooks) != 1:
+                self.log.warning(
+                    "Skipped student %s: %d notebooks in their folder (%s), one expected",
+                    student, len(notebooks),
+                    ", ".join(os.path.relpath(n, top) for n in notebooks) or "none")
+                student = None
+            folders[folder] = (student, notebooks)
+        ids = defaultdict(list)
+        for folder, (student, _) in folders.items():
+            if student is not None:
+                ids[student].append(folder)
+        for student, many in ids.items():
+            if len(many) > 1:
+                self.log.warning("Skipped student %s: several folders (%s)", student,
+                                 ", ".join(many))
+                for folder in many:
+                    folders[folder] = (None, [])
+        return folders
