@@ -63,8 +63,12 @@ class Sandbox(Configurable):
     )
     bwrap = Unicode("bwrap", help="The bubblewrap executable.").tag(config=True)
     memory_limit = Integer(
-        4 * 2**30, help="Memory of the whole sandbox, its children and tmpfs included (cgroup), "
-        "and RLIMIT_AS of each of its processes; bytes."
+        4 * 2**30, help="Memory of the whole sandbox, its children and tmpfs included (cgroup); "
+        "bytes."
+    ).tag(config=True)
+    address_space_limit = Integer(
+        0, help="RLIMIT_AS of each process of the sandbox (a big allocation raises MemoryError "
+        "instead of meeting the cgroup's OOM killer); bytes, 0: memory_limit."
     ).tag(config=True)
     pids_limit = Integer(512, help="Tasks (processes + threads) of the sandbox (cgroup).").tag(
         config=True
@@ -220,8 +224,9 @@ class Sandbox(Configurable):
                            IPYTHONDIR=f"{home}/.ipython", MPLCONFIGDIR=f"{home}/.matplotlib")
         for k, v in sorted(sandbox_env.items()):
             args += ["--setenv", k, v]
-        limits = [f"--as={self.memory_limit}", f"--cpu={self.cpu_limit}",
-                  f"--nproc={self.nproc_limit}", f"--fsize={self.file_size_limit}", "--core=0"]
+        limits = [f"--as={self.address_space_limit or self.memory_limit}",
+                  f"--cpu={self.cpu_limit}", f"--nproc={self.nproc_limit}",
+                  f"--fsize={self.file_size_limit}", "--core=0"]
         drop = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
                 "--no-new-privs"]
         return ["prlimit", *limits, "--", self.bwrap, *args, "--", *drop, cmd[0], launcher,
@@ -360,6 +365,7 @@ class SandboxKernelManager(BoundedSockets, PromptKernelManager):
             st = os.lstat(p)
             if not stat.S_ISSOCK(st.st_mode) or st.st_uid != self.sandbox_uid:
                 await self._async_kill_kernel()
+                await self._async_cleanup_resources()
                 raise RuntimeError(f"kernel endpoint {p} is not a socket of uid "
                                    f"{self.sandbox_uid}: refusing to connect")
 
