@@ -33,7 +33,7 @@ import time
 
 import zmq
 from jupyter_client.connect import channel_socket_types
-from nbclient.exceptions import DeadKernelError
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbclient.util import run_sync
 from nbformat.v4 import new_output
 from nbgrader.preprocessors import Execute
@@ -304,8 +304,21 @@ class SandboxKernelClient(BoundedSockets, PromptKernelClient):
 
     def stop_channels(self):
         super().stop_channels()
+        self._close_monitors()
+
+    def _close_monitors(self):
         for mon, _ in self.__dict__.pop("_monitors", []):
             mon.close(linger=0)
+
+    def reconnect(self):
+        """New channels: zmq does not reconnect a socket that dropped an oversized message."""
+        for name in ("shell", "iopub", "stdin", "hb", "control"):
+            channel = getattr(self, f"_{name}_channel")
+            if channel is not None and channel.is_alive():
+                channel.stop()
+            setattr(self, f"_{name}_channel", None)
+        self._close_monitors()
+        self.start_channels()
 
 
 class SandboxKernelManager(BoundedSockets, PromptKernelManager):
@@ -448,8 +461,13 @@ class SandboxExecute(Execute):
             run_sync(self.km.shutdown_kernel)(now=True)
             cell.outputs = [_error("NotebookTimeout", f"not run: {self.kernel_dead}")]
             return cell, resources
+        dropped = 0
         try:
             cell, resources = super().preprocess_cell(cell, resources, index)
+        except CellTimeoutError:  # its status message can be what was dropped
+            dropped = self._dropped_messages()
+            if not dropped:
+                raise
         except NotebookTimeout:
             self.kernel_dead = self._time_limit()
             self.log.warning("Notebook time limit reached in cell %d; later cells score 0", index)
@@ -461,11 +479,19 @@ class SandboxExecute(Execute):
             self.log.warning("Kernel died in cell %d; later cells score 0", index)
             cell.outputs.append(_error("KernelDied", "the kernel died (resource limit or exit)"))
             cell.execution_count = None  # whether the kernel got to count it is a race
-        dropped = getattr(self.kc, "dropped_messages", lambda: 0)()
-        if dropped:
+        if dropped or self._dropped_messages():
             cell.outputs.append(_error("MessageTooLarge", "the kernel sent a message over "
                                        "Sandbox.max_message_size bytes; it was dropped"))
+            if not self.kernel_dead:
+                self._reconnect()
         return cell, resources
+
+    def _reconnect(self):
+        self.kc.reconnect()
+        run_sync(self.kc.wait_for_ready)(timeout=60)
+
+    def _dropped_messages(self):
+        return self.kc.dropped_messages() if isinstance(self.kc, BoundedSockets) else 0
 
     def _time_limit(self):
         return f"the notebook's time limit ({self.notebook_timeout:g} s) was reached"

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 from jupyter_client.kernelspec import KernelSpecManager
@@ -298,7 +299,7 @@ def test_cgroup_v2_groups_get_the_same_limits(tmp_path):
     (root / "course-sandbox" / "cpuset.mems.effective").write_text("0\n")
     group = hierarchy.create(3 * 2**30, 99, [1])
     (d,) = group.dirs
-    got = {f: open(os.path.join(d, f)).read() for f in sorted(os.listdir(d))}
+    got = {f.name: f.read_text() for f in sorted(Path(d).iterdir())}
     assert got == {"cpuset.cpus": "1", "cpuset.mems": "0", "memory.max": str(3 * 2**30),
                    "pids.max": "99"}
     assert group.enter_command(["x"])[-3:] == [os.path.join(d, "cgroup.procs"), "--", "x"]
