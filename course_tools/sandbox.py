@@ -215,12 +215,15 @@ class Sandbox(Configurable):
         args += parents(ipc_dir) + ["--bind", ipc_dir, ipc_dir]
         home = f"{WORKDIR}/{assignment}"
         args += parents(home) + ["--perms", "1777", "--size", str(self.tmp_size), "--tmpfs", home,
-                                 "--symlink", home, "/tmp", "--chdir", home]
+                                 "--chdir", home]
+        if "/tmp" not in made:  # (it is, read-only, when a bound directory lies under /tmp)
+            args += ["--symlink", home, "/tmp"]
         args += ["--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
                  "--unshare-cgroup-try", "--die-with-parent", "--new-session", "--clearenv"]
         sandbox_env = {k: env[k] for k in self.env_keep if k in env}
         sandbox_env.update(self.env_dirs(env))
         sandbox_env.update(PATH=f"{os.path.dirname(sys.executable)}:/usr/bin:/bin", HOME=home,
+                           TMPDIR=home,
                            IPYTHONDIR=f"{home}/.ipython", MPLCONFIGDIR=f"{home}/.matplotlib")
         for k, v in sorted(sandbox_env.items()):
             args += ["--setenv", k, v]
@@ -368,19 +371,21 @@ class SandboxKernelManager(BoundedSockets, PromptKernelManager):
                  self.hb_port]
         paths = [f"{self.ip}-{p}" for p in ports]
         deadline = time.monotonic() + timeout
-        while not all(os.path.lexists(p) for p in paths):
-            if not await self.is_alive() or time.monotonic() > deadline:
-                return  # the kernel never got ready: wait_for_ready reports it
+        alive = True
+        while not all(os.path.lexists(p) for p in paths) and time.monotonic() < deadline:
+            if not (alive := await self.is_alive()):
+                break
             await asyncio.sleep(0.01)
         os.chown(self.ipc_dir, 0, 0)
         os.chmod(self.ipc_dir, 0o755)
-        for p in paths:
-            st = os.lstat(p)
-            if not stat.S_ISSOCK(st.st_mode) or st.st_uid != self.sandbox_uid:
-                await self._async_kill_kernel()
-                await self._async_cleanup_resources()
-                raise RuntimeError(f"kernel endpoint {p} is not a socket of uid "
-                                   f"{self.sandbox_uid}: refusing to connect")
+        bad = [p for p in os.listdir(self.ipc_dir) if p != "kernel.json"
+               and not _socket_of(os.path.join(self.ipc_dir, p), self.sandbox_uid)]
+        missing = [p for p in paths if not os.path.lexists(p)]
+        if bad or (missing and alive):
+            await self._async_kill_kernel()
+            await self._async_cleanup_resources()
+            raise RuntimeError(f"kernel endpoints {bad or missing} in {self.ipc_dir} are not "
+                               f"sockets of uid {self.sandbox_uid}: refusing to connect")
 
     async def _async_interrupt_kernel(self):
         """Interrupt by message: a signal would hit bubblewrap, not the kernel."""
@@ -401,6 +406,12 @@ class SandboxKernelManager(BoundedSockets, PromptKernelManager):
             shutil.rmtree(self.private_dir, ignore_errors=True)
 
     cleanup_resources = _async_cleanup_resources  # nbclient calls it directly for dead kernels
+
+
+def _socket_of(path, uid):
+    """Whether `path` itself (not what a link points at) is a socket owned by `uid`."""
+    st = os.lstat(path)
+    return stat.S_ISSOCK(st.st_mode) and st.st_uid == uid
 
 
 class NotebookTimeout(Exception):

@@ -50,7 +50,7 @@ def cheats(base, port):
             "exec(" + repr(HONEST) + ")")),
         "cheat_exec": CHEAT.format(indent(
             "import subprocess, sys\n"
-            f"exec(subprocess.run([sys.executable, '-c', 'print({HONEST!r})'], "
+            f"exec(subprocess.run([sys.executable, '-c', {'print(' + repr(HONEST) + ')'!r}], "
             "capture_output=True, text=True).stdout)")),
         "cheat_network": CHEAT.format(indent(
             "import socket\n"

@@ -177,7 +177,7 @@ def test_a_planted_ipc_endpoint_is_refused(tmp_path):
     (spec / "kernel.json").write_text(json.dumps({
         "argv": [sys.executable, "-c", plant, "{connection_file}"], "display_name": "fake",
         "language": "python"}))
-    with pytest.raises(RuntimeError, match="is not a socket of uid"):
+    with pytest.raises(RuntimeError, match="are not sockets of uid"):
         run("1", assignment_dir(tmp_path, "sq"), spec_dir=str(spec.parent))
 
 
