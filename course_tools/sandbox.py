@@ -278,7 +278,9 @@ def private_dir():
 class BoundedSockets:
     """Kernel-manager/client mixin: its ZMQ sockets drop any message part larger than
     `Sandbox.max_message_size` before it is read into memory (zmq MAXMSGSIZE: the peer is
-    disconnected), and watch for such disconnections (`dropped_messages`)."""
+    disconnected); a client (`watch`) also notices such disconnections (`dropped_messages`)."""
+
+    watch = False
 
     def _create_connected_socket(self, channel, identity=None):
         sock = self.context.socket(channel_socket_types[channel])
@@ -286,11 +288,18 @@ class BoundedSockets:
         sock.linger = 1000
         if identity:
             sock.identity = identity
-        monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)  # (an asyncio socket)
-        self.__dict__.setdefault("_monitors", []).append((monitor,
-                                                          zmq.Socket.shadow(monitor.underlying)))
+        if self.watch:
+            monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)  # (an asyncio socket)
+            self.__dict__.setdefault("_monitors", []).append(
+                (monitor, zmq.Socket.shadow(monitor.underlying)))
         sock.connect(self._make_url(channel))
         return sock
+
+
+class SandboxKernelClient(BoundedSockets, PromptKernelClient):
+    """PromptKernelClient over bounded sockets (`BoundedSockets`)."""
+
+    watch = True
 
     def dropped_messages(self):
         """How many disconnections (oversized messages) happened since the last call."""
@@ -300,10 +309,6 @@ class BoundedSockets:
                 mon.recv_multipart()
                 n += 1
         return n
-
-
-class SandboxKernelClient(BoundedSockets, PromptKernelClient):
-    """PromptKernelClient over bounded sockets (`BoundedSockets`)."""
 
     def stop_channels(self):
         super().stop_channels()
@@ -502,7 +507,7 @@ class SandboxExecute(Execute):
         run_sync(self.kc.wait_for_ready)(timeout=60)
 
     def _dropped_messages(self):
-        return self.kc.dropped_messages() if isinstance(self.kc, BoundedSockets) else 0
+        return self.kc.dropped_messages() if isinstance(self.kc, SandboxKernelClient) else 0
 
     def _time_limit(self):
         return f"the notebook's time limit ({self.notebook_timeout:g} s) was reached"
