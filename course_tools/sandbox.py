@@ -454,7 +454,7 @@ class SandboxExecute(Execute):
 
     def reset_execution_trackers(self):
         super().reset_execution_trackers()
-        self.output_bytes, self.kernel_dead, self.pending = {}, None, set()
+        self.output_bytes, self.kernel_dead, self.pending, self.dropped = {}, None, set(), 0
         self.deadline = time.monotonic() + self.notebook_timeout
 
     def _get_timeout(self, cell):
@@ -477,13 +477,13 @@ class SandboxExecute(Execute):
             run_sync(self.km.shutdown_kernel)(now=True)
             cell.outputs = [_error("NotebookTimeout", f"not run: {self.kernel_dead}")]
             return cell, resources
-        dropped = 0
+        self.dropped = 0
         try:
             cell, resources = super().preprocess_cell(cell, resources, index)
         except CellTimeoutError:  # its status message can be what was dropped
-            dropped = self._dropped_messages()
-            if not dropped:
+            if not (self.dropped or self._dropped_messages()):
                 raise
+            self.dropped = 1
         except NotebookTimeout:
             self.kernel_dead = self._time_limit()
             self.log.warning("Notebook time limit reached in cell %d; later cells score 0", index)
@@ -495,7 +495,7 @@ class SandboxExecute(Execute):
             self.log.warning("Kernel died in cell %d; later cells score 0", index)
             cell.outputs.append(_error("KernelDied", "the kernel died (resource limit or exit)"))
             cell.execution_count = None  # whether the kernel got to count it is a race
-        if dropped or self._dropped_messages():
+        if self.dropped or self._dropped_messages():
             cell.outputs.append(_error("MessageTooLarge", "the kernel sent a message over "
                                        "Sandbox.max_message_size bytes; it was dropped"))
             if not self.kernel_dead:
@@ -505,6 +505,22 @@ class SandboxExecute(Execute):
     def _reconnect(self):
         self.kc.reconnect()
         run_sync(self.kc.wait_for_ready)(timeout=60)
+
+    async def async_execute_cell(self, cell, cell_index, **kw):
+        watcher = asyncio.ensure_future(self._watch_dropped())
+        try:
+            return await super().async_execute_cell(cell, cell_index, **kw)
+        finally:
+            watcher.cancel()
+
+    execute_cell = run_sync(async_execute_cell)
+
+    async def _watch_dropped(self):
+        """Interrupt the cell as soon as a message of it was dropped (its channel is dead)."""
+        while not self.dropped:
+            await asyncio.sleep(0.05)
+            self.dropped = self._dropped_messages()
+        await self.km.interrupt_kernel()
 
     def _dropped_messages(self):
         return self.kc.dropped_messages() if isinstance(self.kc, SandboxKernelClient) else 0

@@ -188,7 +188,9 @@ def test_fork_bomb_is_stopped_and_cleaned_up(hostile):
 def test_output_flood_is_cut_and_interrupted(hostile):
     base, _, scores = hostile
     assert scores["hog_output"] == {"test_public": 0.0, "test_hidden": 0.0}
-    assert "OutputLimitExceeded" in synthetic.outputs(base, "sq", "hog_output")
+    out = synthetic.outputs(base, "sq", "hog_output")  # (ipykernel batches: may pass 8 MiB)
+    assert "OutputLimitExceeded" in out or "MessageTooLarge" in out
+    assert "KernelDied" not in out  # interrupted, not left to its CPU limit
     path = os.path.join(base, "course", "autograded", "hog_output", "sq", "sq.ipynb")
     assert os.path.getsize(path) < 200_000
 
