@@ -1,12 +1,17 @@
 """Run every student notebook that `nbgrader autograde` executes inside a bubblewrap sandbox.
 
-The kernel sees a fresh root holding only read-only system and Python directories, the packages
-the exercises import (`Sandbox.packages`), its own autograded directory (writable, mounted at
-`/home/student/<assignment>`) and a private `/tmp`. The course directory (gradebook, `source/`,
-other students), `solutions/` and the git history are simply not there. It has no network (own
-namespace; the grader talks to it over ZMQ `ipc` sockets in a directory bound into the sandbox),
-runs as an unprivileged uid, and has rlimits on address space, CPU time, processes and file size.
-Grader side, `SandboxExecute` caps each cell's output and grades a notebook whose kernel died.
+The kernel sees a fresh root holding only read-only system and Python directories and the packages
+the exercises import (`Sandbox.packages`). Its only writable place is its working directory
+`/home/student/<assignment>`: a size-limited tmpfs (`/tmp` links to it) that is thrown away with
+the sandbox; no host directory of the course is there, and the grader reads nothing back from it.
+Per assignment, modules can be hidden (`Sandbox.hidden_modules`: importing them raises
+ImportError). It has no network (own namespace; the grader talks to it over ZMQ `ipc` sockets in a
+directory of its own, sealed and checked before the grader connects), runs as an unprivileged uid
+that cannot start any program (seccomp, `course_tools/launcher.py`), in a cgroup of its own
+(`course_tools/cgroups.py`: memory with its children, process count, CPU set), with rlimits on
+address space, CPU time, processes and file size. Grader side, `SandboxExecute` caps each cell's
+output, each ZMQ message (before decoding) and each notebook's wall-clock time, and grades a
+notebook whose kernel died.
 
 Hook it into a course with `configure(c)` at the end of `nbgrader_config.py`. Opt out (grade
 unsandboxed, e.g. on a machine without bubblewrap) only explicitly: `c.Sandbox.enabled = False`
@@ -14,24 +19,36 @@ or the environment variable `COURSE_SANDBOX=off`.
 """
 
 import asyncio
+import glob
 import importlib.util
+import math
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import sysconfig
 import tempfile
+import time
 
-from nbclient.exceptions import DeadKernelError
+import zmq
+from jupyter_client.connect import channel_socket_types
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
+from nbclient.util import run_sync
 from nbformat.v4 import new_output
 from nbgrader.preprocessors import Execute
-from traitlets import Bool, Integer, List, Unicode, default
+from traitlets import Bool, Dict, DottedObjectName, Float, Integer, List, Type, Unicode, default
 from traitlets.config import Configurable
 
-from course_tools.kernels import PromptKernelManager
+from course_tools import cgroups
+from course_tools.kernels import PromptKernelClient, PromptKernelManager
 
 OPT_OUT_ENV = "COURSE_SANDBOX"
 WORKDIR = "/home/student"
+RUN_DIR = "/run/course-sandbox"  # grader-only (root, 0700): each kernel's private directory
+TOOLS = "/opt/course-sandbox"  # in the sandbox: the launcher and the stubs of hidden modules
+LAUNCHER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "launcher.py")
+BY_HAND = ["torch", "functorch", "torchgen", "sympy", "bptt_lib.backward"]
 
 
 class SandboxUnavailable(RuntimeError):
@@ -45,7 +62,21 @@ class Sandbox(Configurable):
         config=True
     )
     bwrap = Unicode("bwrap", help="The bubblewrap executable.").tag(config=True)
-    memory_limit = Integer(4 * 2**30, help="RLIMIT_AS of the kernel, bytes.").tag(config=True)
+    memory_limit = Integer(
+        4 * 2**30, help="Memory of the whole sandbox, its children and tmpfs included (cgroup); "
+        "bytes."
+    ).tag(config=True)
+    address_space_limit = Integer(
+        0, help="RLIMIT_AS of each process of the sandbox (a big allocation raises MemoryError "
+        "instead of meeting the cgroup's OOM killer); bytes, 0: memory_limit."
+    ).tag(config=True)
+    pids_limit = Integer(512, help="Tasks (processes + threads) of the sandbox (cgroup).").tag(
+        config=True
+    )
+    cpus = List(
+        Integer(), help="The sandbox's fixed CPU set (cgroup cpuset); empty: the CPUs the grading "
+        "process may use when it starts the kernel (a pinned worker's own CPU)."
+    ).tag(config=True)
     cpu_limit = Integer(600, help="RLIMIT_CPU of the kernel, seconds (whole notebook).").tag(
         config=True
     )
@@ -55,14 +86,28 @@ class Sandbox(Configurable):
     file_size_limit = Integer(64 * 2**20, help="RLIMIT_FSIZE: largest file it may write.").tag(
         config=True
     )
-    tmp_size = Integer(256 * 2**20, help="Size of the sandbox's private /tmp, bytes.").tag(
-        config=True
-    )
+    tmp_size = Integer(
+        256 * 2**20, help="Size of the kernel's tmpfs working directory, bytes."
+    ).tag(config=True)
     uid_base = Integer(
         200000, help="Kernels run as uids uid_base + [0, 10**6) (unused on the host), one each."
     ).tag(config=True)
     packages = List(
         Unicode(), ["bptt_lib"], help="Importable packages whose source dirs are bound read-only."
+    ).tag(config=True)
+    hidden_modules = Dict(
+        value_trait=List(Unicode()),
+        default_value={"ex33_1_wx_gradient": BY_HAND, "ex33_4_manual_bptt": BY_HAND},
+        help="{assignment: [modules]} that cannot be imported in that assignment's sandbox (the "
+        "assignment is the basename of the directory nbgrader runs the kernel in).",
+    ).tag(config=True)
+    hidden_message = Unicode(
+        "not available while grading this exercise: the backward pass is written by hand",
+        help="What importing a hidden module says, after its name.",
+    ).tag(config=True)
+    max_message_size = Integer(
+        8 * 2**20, help="Largest ZMQ message part the grader accepts from a kernel, bytes: a "
+        "larger one is dropped unread and its cell gets an error."
     ).tag(config=True)
     readonly_paths = List(Unicode(), help="Further host paths bound read-only.").tag(config=True)
     readonly_env = List(
@@ -101,17 +146,53 @@ class Sandbox(Configurable):
         dirs.update(self.env_dirs(env).values())
         return sorted(os.path.realpath(d) for d in dirs)
 
-    def command(self, cmd, workdir, ipc_dir, env, uid):
-        """`cmd` wrapped as prlimit -> bwrap -> setpriv, run in `workdir` (bound writable)."""
+    @staticmethod
+    def unused_site_dirs():
+        """The base interpreter's site-packages when this (venv) Python does not use them: a
+        kernel could put them on sys.path for packages the venv lacks or hides."""
+        paths = sysconfig.get_paths(vars={"base": sys.base_prefix, "platbase": sys.base_prefix})
+        used = {os.path.realpath(p) for p in sys.path if p}
+        return sorted({os.path.realpath(paths[k]) for k in ("purelib", "platlib")
+                       if os.path.isdir(paths[k])} - used)
+
+    def hiding(self, assignment, stub_dir):
+        """bwrap arguments making `hidden_modules[assignment]` unimportable: a stub that raises
+        ImportError bound over the module (and its bytecode), or a tmpfs holding only such a stub
+        over the package; the stubs are written into `stub_dir`."""
+        args = []
+        for name in self.hidden_modules.get(assignment, []):
+            spec = importlib.util.find_spec(name)
+            if spec is None:
+                continue
+            stub = os.path.join(stub_dir, f"{name}.py")
+            with open(stub, "w") as f:
+                f.write(f"raise ImportError({f'{name} is {self.hidden_message}'!r}, "
+                        f"name={name!r})\n")
+            os.chmod(stub, 0o644)
+            if spec.submodule_search_locations:
+                for d in map(os.path.realpath, spec.submodule_search_locations):
+                    args += ["--size", str(2**16), "--tmpfs", d,
+                             "--ro-bind", stub, f"{d}/__init__.py", "--remount-ro", d]
+            else:
+                origin = os.path.realpath(spec.origin)
+                stem = os.path.basename(origin).split(".")[0]
+                pycs = glob.glob(os.path.join(os.path.dirname(origin), "__pycache__",
+                                              f"{stem}.*.pyc"))
+                for path in [origin, *sorted(pycs)]:
+                    args += ["--ro-bind", stub, path]
+        return args
+
+    def command(self, cmd, assignment, ipc_dir, tools_dir, env, uid):
+        """`cmd` (python -m/-c ...) as prlimit -> bwrap -> setpriv -> launcher, run in a fresh
+        tmpfs `/home/student/<assignment>`; `tools_dir` (grader-only) holds the stubs."""
         args = ["--tmpfs", "/", "--ro-bind", "/usr", "/usr", "--ro-bind", "/etc", "/etc"]
         for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64"):
             if os.path.islink(top):
                 args += ["--symlink", os.readlink(top), top]
             elif os.path.isdir(top):
                 args += ["--ro-bind", top, top]
-        args += ["--dev", "/dev", "--proc", "/proc", "--perms", "1777", "--size",
-                 str(self.tmp_size), "--tmpfs", "/tmp"]
-        made = {"/", "/usr", "/etc", "/tmp"}
+        args += ["--dev", "/dev", "--proc", "/proc"]
+        made = {"/", "/usr", "/etc"}
 
         def parents(path):  # bwrap would create missing parents 0700: unreadable for the uid
             out = []
@@ -126,55 +207,150 @@ class Sandbox(Configurable):
         for d in readonly:
             if not any(d.startswith(top + "/") for top in ["/usr", *readonly]):
                 args += parents(d) + ["--ro-bind", d, d]
-        home = f"{WORKDIR}/{os.path.basename(os.path.normpath(workdir))}"
+        for d in self.unused_site_dirs():
+            args += ["--size", str(2**16), "--tmpfs", d, "--remount-ro", d]
+        args += self.hiding(assignment, tools_dir)
+        launcher = f"{TOOLS}/launcher.py"
+        args += parents(launcher) + ["--ro-bind", LAUNCHER, launcher]
         args += parents(ipc_dir) + ["--bind", ipc_dir, ipc_dir]
-        args += parents(home) + ["--bind", workdir, home, "--chdir", home]
+        home = f"{WORKDIR}/{assignment}"
+        args += parents(home) + ["--perms", "1777", "--size", str(self.tmp_size), "--tmpfs", home,
+                                 "--chdir", home]
+        if "/tmp" not in made:  # (it is, read-only, when a bound directory lies under /tmp)
+            args += ["--symlink", home, "/tmp"]
         args += ["--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
                  "--unshare-cgroup-try", "--die-with-parent", "--new-session", "--clearenv"]
         sandbox_env = {k: env[k] for k in self.env_keep if k in env}
         sandbox_env.update(self.env_dirs(env))
-        sandbox_env.update(PATH=f"{os.path.dirname(sys.executable)}:/usr/bin:/bin", HOME="/tmp",
-                           IPYTHONDIR="/tmp/.ipython", MPLCONFIGDIR="/tmp/.matplotlib")
+        sandbox_env.update(PATH=f"{os.path.dirname(sys.executable)}:/usr/bin:/bin", HOME=home,
+                           TMPDIR=home,
+                           IPYTHONDIR=f"{home}/.ipython", MPLCONFIGDIR=f"{home}/.matplotlib")
         for k, v in sorted(sandbox_env.items()):
             args += ["--setenv", k, v]
-        limits = [f"--as={self.memory_limit}", f"--cpu={self.cpu_limit}",
-                  f"--nproc={self.nproc_limit}", f"--fsize={self.file_size_limit}", "--core=0"]
+        limits = [f"--as={self.address_space_limit or self.memory_limit}",
+                  f"--cpu={self.cpu_limit}", f"--nproc={self.nproc_limit}",
+                  f"--fsize={self.file_size_limit}", "--core=0"]
         drop = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
                 "--no-new-privs"]
-        return ["prlimit", *limits, "--", self.bwrap, *args, "--", *drop, *cmd]
+        return ["prlimit", *limits, "--", self.bwrap, *args, "--", *drop, cmd[0], launcher,
+                *cmd[1:]]
+
+    def cgroup(self):
+        """A new cgroup with this sandbox's limits (cgroups.CgroupUnavailable if none can be)."""
+        cpus = self.cpus or sorted(os.sched_getaffinity(0))
+        return cgroups.detect().create(self.memory_limit, self.pids_limit, cpus)
 
     def check(self):
         """Start a trivial sandbox; raise SandboxUnavailable with the reason if it cannot."""
-        with tempfile.TemporaryDirectory(prefix="sbx-") as d:
+        probe = "import os; print(os.getuid())"
+        d, group = private_dir(), None
+        try:
             uid = self.uid_for(d)
-            cmd = self.command([sys.executable, "-c", "import os; print(os.getuid())"],
-                               d, d, os.environ, uid)
-            try:
-                run = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
-                ok = run.returncode == 0 and run.stdout.strip() == str(uid)
-                reason = run.stderr.strip() or f"exit {run.returncode}: {run.stdout.strip()}"
-            except (OSError, subprocess.TimeoutExpired) as e:
-                ok, reason = False, str(e)
+            group = self.cgroup()
+            cmd = group.enter_command(self.command([sys.executable, "-c", probe], "check", d, d,
+                                                   os.environ, uid))
+            run = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+            ok = run.returncode == 0 and run.stdout.strip() == str(uid)
+            reason = run.stderr.strip() or f"exit {run.returncode}: {run.stdout.strip()}"
+        except (OSError, subprocess.TimeoutExpired, cgroups.CgroupUnavailable) as e:
+            ok, reason = False, str(e)
+        finally:
+            if group is not None:
+                group.remove()
+            shutil.rmtree(d, ignore_errors=True)
         if not ok:
             raise SandboxUnavailable(
                 f"Refusing to grade: the student-kernel sandbox cannot start ({reason}). "
-                "Install bubblewrap (`make sysdeps`) and run as root; or, accepting that student "
-                "code then runs with your rights and can read solutions and the gradebook, opt "
-                f"out explicitly with {OPT_OUT_ENV}=off or c.Sandbox.enabled = False."
+                "Install bubblewrap (`make sysdeps`) and run as root on a machine with cgroup v1 "
+                "or v2 (memory, pids, cpuset); or, accepting that student code then runs with "
+                "your rights and can read solutions and the gradebook, opt out explicitly with "
+                f"{OPT_OUT_ENV}=off or c.Sandbox.enabled = False."
             )
 
 
-class SandboxKernelManager(PromptKernelManager):
-    """A kernel manager whose kernel runs in `Sandbox`, connected over ZMQ ipc sockets."""
+def private_dir():
+    """A new directory only root can enter, under RUN_DIR (short: unix socket paths <= 107)."""
+    os.makedirs(RUN_DIR, mode=0o700, exist_ok=True)
+    os.chmod(RUN_DIR, 0o700)
+    return tempfile.mkdtemp(prefix="k-", dir=RUN_DIR)
+
+
+class BoundedSockets:
+    """Kernel-manager/client mixin: its ZMQ sockets drop any message part larger than
+    `Sandbox.max_message_size` before it is read into memory (zmq MAXMSGSIZE: the peer is
+    disconnected); a client (`watch`) also notices such disconnections (`dropped_messages`)."""
+
+    watch = False
+
+    def _create_connected_socket(self, channel, identity=None):
+        sock = self.context.socket(channel_socket_types[channel])
+        sock.setsockopt(zmq.MAXMSGSIZE, Sandbox(parent=self).max_message_size)
+        sock.linger = 1000
+        if identity:
+            sock.identity = identity
+        if self.watch:
+            monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)  # (an asyncio socket)
+            self.__dict__.setdefault("_monitors", []).append(
+                (monitor, zmq.Socket.shadow(monitor.underlying)))
+        sock.connect(self._make_url(channel))
+        return sock
+
+
+class SandboxKernelClient(BoundedSockets, PromptKernelClient):
+    """PromptKernelClient over bounded sockets (`BoundedSockets`)."""
+
+    watch = True
+
+    def dropped_messages(self):
+        """How many disconnections (oversized messages) happened since the last call."""
+        n = 0
+        for _, mon in self.__dict__.get("_monitors", []):
+            while mon.poll(0):
+                mon.recv_multipart()
+                n += 1
+        return n
+
+    def stop_channels(self):
+        super().stop_channels()
+        self._close_monitors()
+
+    def _close_monitors(self):
+        for mon, _ in self.__dict__.pop("_monitors", []):
+            mon.close(linger=0)
+
+    def reconnect(self):
+        """New channels: zmq does not reconnect a socket that dropped an oversized message."""
+        for name in ("shell", "iopub", "stdin", "hb", "control"):
+            channel = getattr(self, f"_{name}_channel")
+            if channel is not None and channel.is_alive():
+                channel.stop()
+            setattr(self, f"_{name}_channel", None)
+        self._close_monitors()
+        self.start_channels()
+
+
+class SandboxKernelManager(BoundedSockets, PromptKernelManager):
+    """A kernel manager whose kernel runs in `Sandbox`, connected over ZMQ ipc sockets.
+
+    Layout, all made by the grader: a private directory (root, 0700) holding the stubs and the
+    kernel's log, and in it `k/`, the only directory bound into the sandbox besides read-only
+    ones, where the kernel creates its sockets. Once they exist the grader makes `k/` its own
+    (root, 0755: the kernel can no longer add, remove or replace an entry) and checks with lstat
+    that each endpoint is a socket owned by the kernel's uid; only then does it connect.
+    """
 
     _checked = False
+    client_class = DottedObjectName("course_tools.sandbox.SandboxKernelClient")
+    client_factory = Type(klass=SandboxKernelClient)
 
     async def _async_pre_start_kernel(self, **kw):
         self.sandbox = Sandbox(parent=self)
         if not SandboxKernelManager._checked:
             self.sandbox.check()
             SandboxKernelManager._checked = True
-        self.ipc_dir = tempfile.mkdtemp(prefix="sbx-")  # short: unix socket paths <= 107 chars
+        self.private_dir = private_dir()
+        self.ipc_dir = os.path.join(self.private_dir, "k")
+        os.mkdir(self.ipc_dir, 0o700)
         self.sandbox_uid = self.sandbox.uid_for(self.ipc_dir)
         os.chown(self.ipc_dir, self.sandbox_uid, self.sandbox_uid)
         self.transport = "ipc"
@@ -184,14 +360,37 @@ class SandboxKernelManager(PromptKernelManager):
 
     async def _async_launch_kernel(self, kernel_cmd, **kw):
         os.chmod(self.connection_file, 0o644)
-        self.workdir = os.path.realpath(kw.get("cwd") or os.getcwd())
-        st = os.stat(self.workdir)
-        self.workdir_owner = st.st_uid, st.st_gid
-        os.chown(self.workdir, self.sandbox_uid, self.sandbox_uid)
-        cmd = self.sandbox.command(kernel_cmd, self.workdir, self.ipc_dir, kw.get("env", {}),
-                                   self.sandbox_uid)
-        with open(os.path.join(self.ipc_dir, "kernel.log"), "wb") as log:
+        assignment = os.path.basename(os.path.normpath(kw.get("cwd") or os.getcwd()))
+        kw["cwd"] = self.private_dir  # the kernel's own cwd is set inside the sandbox
+        self.cgroup = self.sandbox.cgroup()
+        cmd = self.cgroup.enter_command(self.sandbox.command(
+            kernel_cmd, assignment, self.ipc_dir, self.private_dir, kw.get("env", {}),
+            self.sandbox_uid))
+        with open(os.path.join(self.private_dir, "kernel.log"), "wb") as log:
             await super()._async_launch_kernel(cmd, **kw, stdout=log, stderr=subprocess.STDOUT)
+        await self._seal_endpoints()
+
+    async def _seal_endpoints(self, timeout=60):
+        """Wait for the kernel's sockets, take `ipc_dir` from it, check each endpoint."""
+        ports = [self.shell_port, self.iopub_port, self.stdin_port, self.control_port,
+                 self.hb_port]
+        paths = [f"{self.ip}-{p}" for p in ports]
+        deadline = time.monotonic() + timeout
+        alive = True
+        while not all(os.path.lexists(p) for p in paths) and time.monotonic() < deadline:
+            if not (alive := await self.is_alive()):
+                break
+            await asyncio.sleep(0.01)
+        os.chown(self.ipc_dir, 0, 0)
+        os.chmod(self.ipc_dir, 0o755)
+        bad = [p for p in os.listdir(self.ipc_dir) if p != "kernel.json"
+               and not _socket_of(os.path.join(self.ipc_dir, p), self.sandbox_uid)]
+        missing = [p for p in paths if not os.path.lexists(p)]
+        if bad or (missing and alive):
+            await self._async_kill_kernel()
+            await self._async_cleanup_resources()
+            raise RuntimeError(f"kernel endpoints {bad or missing} in {self.ipc_dir} are not "
+                               f"sockets of uid {self.sandbox_uid}: refusing to connect")
 
     async def _async_interrupt_kernel(self):
         """Interrupt by message: a signal would hit bubblewrap, not the kernel."""
@@ -203,28 +402,45 @@ class SandboxKernelManager(PromptKernelManager):
 
     async def _async_cleanup_resources(self, restart=False):
         await super()._async_cleanup_resources(restart=restart)
-        if hasattr(self, "workdir"):  # hand the files the kernel wrote back to the grader
-            for root, dirs, files in os.walk(self.workdir):
-                for name in dirs + files:
-                    os.lchown(os.path.join(root, name), *self.workdir_owner)
-            os.chown(self.workdir, *self.workdir_owner)
-        if hasattr(self, "ipc_dir") and not restart:
-            shutil.rmtree(self.ipc_dir, ignore_errors=True)
+        if restart:
+            return
+        if getattr(self, "cgroup", None) is not None:
+            self.cgroup.remove()
+            self.cgroup = None
+        if hasattr(self, "private_dir"):
+            shutil.rmtree(self.private_dir, ignore_errors=True)
 
     cleanup_resources = _async_cleanup_resources  # nbclient calls it directly for dead kernels
 
 
+def _socket_of(path, uid):
+    """Whether `path` itself (not what a link points at) is a socket owned by `uid`."""
+    st = os.lstat(path)
+    return stat.S_ISSOCK(st.st_mode) and st.st_uid == uid
+
+
+class NotebookTimeout(Exception):
+    """The notebook's wall-clock time limit passed: its kernel was killed."""
+
+
 class SandboxExecute(Execute):
-    """nbgrader's Execute with sandboxed kernels, a per-cell output cap, and dead-kernel grading.
+    """nbgrader's Execute with sandboxed kernels, limits on output, message size and notebook
+    time, and dead-kernel grading.
 
     Kernels are `course_tools.kernels.PromptKernelManager`s (sandboxed or not), killed after the
     last cell (`shutdown_kernel = "immediate"`): nothing is left for them to do. A cell whose
     outputs pass `output_limit` bytes is interrupted and gets one error output (so a grade cell
-    scores 0); a kernel that dies (CPU limit, os._exit, ...) leaves an error in the
-    cell it died in and every later code cell, and the notebook is still graded.
+    scores 0), as does a cell during which the kernel sent a message over `max_message_size`
+    (dropped unread). After `notebook_timeout` seconds the kernel is killed. A kernel that dies
+    (time limit, CPU limit, os._exit, ...) leaves an error in the cell it died in and every later
+    code cell, and the notebook is still graded.
     """
 
     output_limit = Integer(2**20, help="Most output bytes kept per cell.").tag(config=True)
+    notebook_timeout = Float(300, help="Wall-clock seconds per notebook, kernel start "
+                             "included; then the kernel is killed and the rest scores 0.").tag(
+        config=True
+    )
 
     def __init__(self, **kw):
         enabled = Sandbox(**{k: v for k, v in kw.items() if k in ("config", "parent")}).enabled
@@ -238,20 +454,79 @@ class SandboxExecute(Execute):
 
     def reset_execution_trackers(self):
         super().reset_execution_trackers()
-        self.output_bytes, self.kernel_dead, self.pending = {}, False, set()
+        self.output_bytes, self.kernel_dead, self.pending, self.dropped = {}, None, set(), 0
+        self.deadline = time.monotonic() + self.notebook_timeout
+
+    def _get_timeout(self, cell):
+        timeout = super()._get_timeout(cell)
+        left = max(1, math.ceil(self.deadline - time.monotonic()))
+        return left if timeout is None else min(timeout, left)
+
+    async def _async_handle_timeout(self, timeout, cell=None):
+        if time.monotonic() >= self.deadline:
+            await self.km.shutdown_kernel(now=True)
+            raise NotebookTimeout()
+        return await super()._async_handle_timeout(timeout, cell)
 
     def preprocess_cell(self, cell, resources, index):
         if self.kernel_dead and cell.cell_type == "code" and cell.source.strip():
-            cell.outputs = [_error("KernelDied", "not executed: the kernel died earlier")]
+            cell.outputs = [_error("KernelDied", f"not run: {self.kernel_dead}")]
             return cell, resources
+        if time.monotonic() >= self.deadline and cell.cell_type == "code" and cell.source.strip():
+            self.kernel_dead = self._time_limit()
+            run_sync(self.km.shutdown_kernel)(now=True)
+            cell.outputs = [_error("NotebookTimeout", f"not run: {self.kernel_dead}")]
+            return cell, resources
+        self.dropped = 0
         try:
-            return super().preprocess_cell(cell, resources, index)
+            cell, resources = super().preprocess_cell(cell, resources, index)
+        except CellTimeoutError:  # its status message can be what was dropped
+            if not (self.dropped or self._dropped_messages()):
+                raise
+            self.dropped = 1
+        except NotebookTimeout:
+            self.kernel_dead = self._time_limit()
+            self.log.warning("Notebook time limit reached in cell %d; later cells score 0", index)
+            cell.outputs.append(_error("NotebookTimeout", f"the kernel was killed: "
+                                       f"{self.kernel_dead}"))
+            cell.execution_count = None
         except DeadKernelError:
-            self.kernel_dead = True
+            self.kernel_dead = "the kernel died in an earlier cell"
             self.log.warning("Kernel died in cell %d; later cells score 0", index)
             cell.outputs.append(_error("KernelDied", "the kernel died (resource limit or exit)"))
             cell.execution_count = None  # whether the kernel got to count it is a race
-            return cell, resources
+        if self.dropped or self._dropped_messages():
+            cell.outputs.append(_error("MessageTooLarge", "the kernel sent a message over "
+                                       "Sandbox.max_message_size bytes; it was dropped"))
+            if not self.kernel_dead:
+                self._reconnect()
+        return cell, resources
+
+    def _reconnect(self):
+        self.kc.reconnect()
+        run_sync(self.kc.wait_for_ready)(timeout=60)
+
+    async def async_execute_cell(self, cell, cell_index, **kw):
+        watcher = asyncio.ensure_future(self._watch_dropped())
+        try:
+            return await super().async_execute_cell(cell, cell_index, **kw)
+        finally:
+            watcher.cancel()
+
+    execute_cell = run_sync(async_execute_cell)
+
+    async def _watch_dropped(self):
+        """Interrupt the cell as soon as a message of it was dropped (its channel is dead)."""
+        while not self.dropped:
+            await asyncio.sleep(0.05)
+            self.dropped = self._dropped_messages()
+        await self.km.interrupt_kernel()
+
+    def _dropped_messages(self):
+        return self.kc.dropped_messages() if isinstance(self.kc, SandboxKernelClient) else 0
+
+    def _time_limit(self):
+        return f"the notebook's time limit ({self.notebook_timeout:g} s) was reached"
 
     def output(self, outs, msg, display_id, cell_index):
         used = self.output_bytes.get(cell_index, 0)

@@ -9,6 +9,7 @@ import os
 import re
 import socket
 import threading
+import time
 
 import pytest
 
@@ -47,6 +48,10 @@ def cheats(base, port):
             f"db = sqlite3.connect('file:{base}/course/gradebook.db?mode=ro', uri=True)\n"
             "hidden = db.execute('select source from source_cell').fetchall()\n"
             "exec(" + repr(HONEST) + ")")),
+        "cheat_exec": CHEAT.format(indent(
+            "import subprocess, sys\n"
+            f"exec(subprocess.run([sys.executable, '-c', {'print(' + repr(HONEST) + ')'!r}], "
+            "capture_output=True, text=True).stdout)")),
         "cheat_network": CHEAT.format(indent(
             "import socket\n"
             f"exec(socket.create_connection(('127.0.0.1', {port}), timeout=5).recv(1000).decode())"
@@ -68,6 +73,10 @@ HOGS = {
                   + HONEST,
     "hog_cpu": "while True:\n    pass\n" + HONEST,
 }
+# Links where nbgrader writes this student's autograded notebook, pointing at the gradebook and at
+# a classmate's submission: they land in the kernel's throw-away tmpfs, never on the host.
+LINKS = ("import os\nos.symlink({base!r} + '/course/gradebook.db', 'sq.ipynb')\n"
+         "os.symlink({base!r} + '/course/submitted/alice/sq/sq.ipynb', 'alice.ipynb')\n" + HONEST)
 
 
 class Listener:
@@ -118,7 +127,7 @@ def hostile(tmp_path_factory, listener):
     base = str(tmp_path_factory.mktemp("hostile"))
     synthetic.make_course(base, {"sq": synthetic.square_assignment()}, config=LIMITS)
     answers = {"alice": HONEST, "bob": "def square(x):\n    return x + x",
-               **cheats(base, listener.port), **HOGS}
+               **cheats(base, listener.port), **HOGS, "links": LINKS.format(base=base)}
     for student, answer in answers.items():
         synthetic.submit(base, "sq", student, answer)
     run = synthetic.nbgrader(base, "autograde", "sq", check=False)
@@ -137,6 +146,19 @@ def test_hidden_files_cannot_be_read(hostile, student):
     base, _, scores = hostile
     assert scores[student] == {"test_public": 0.0, "test_hidden": 0.0}
     assert "blocked: FileNotFoundError" in synthetic.outputs(base, "sq", student)
+
+
+def test_no_other_program_can_be_started(hostile):
+    base, _, scores = hostile
+    assert scores["cheat_exec"] == {"test_public": 0.0, "test_hidden": 0.0}
+    assert "blocked: PermissionError" in synthetic.outputs(base, "sq", "cheat_exec")
+
+
+def test_links_made_by_the_kernel_never_reach_the_host(hostile):
+    base, _, scores = hostile
+    assert scores["links"] == {"test_public": 1.0, "test_hidden": 1.0}
+    assert not os.path.islink(os.path.join(base, "course", "autograded", "links", "sq", "sq.ipynb"))
+    assert scores["alice"] == {"test_public": 1.0, "test_hidden": 1.0}
 
 
 def test_no_network_even_to_loopback(hostile, listener):
@@ -166,7 +188,9 @@ def test_fork_bomb_is_stopped_and_cleaned_up(hostile):
 def test_output_flood_is_cut_and_interrupted(hostile):
     base, _, scores = hostile
     assert scores["hog_output"] == {"test_public": 0.0, "test_hidden": 0.0}
-    assert "OutputLimitExceeded" in synthetic.outputs(base, "sq", "hog_output")
+    out = synthetic.outputs(base, "sq", "hog_output")  # (ipykernel batches: may pass 8 MiB)
+    assert "OutputLimitExceeded" in out or "MessageTooLarge" in out
+    assert "KernelDied" not in out  # interrupted, not left to its CPU limit
     path = os.path.join(base, "course", "autograded", "hog_output", "sq", "sq.ipynb")
     assert os.path.getsize(path) < 200_000
 
@@ -181,9 +205,26 @@ def test_batch_and_gradebook_survive(hostile):
     base, run, scores = hostile
     assert run.returncode == 0, run.stderr[-3000:]
     assert all(None not in s.values() for s in scores.values())
-    for student in scores:  # files the kernel wrote are handed back to the grader
+    for student in scores:  # only the grader's own files, none from the kernel
         d = os.path.join(base, "course", "autograded", student, "sq")
-        assert {os.stat(os.path.join(d, f)).st_uid for f in os.listdir(d) + ["."]} == {0}
+        assert not any(os.path.islink(os.path.join(d, f)) for f in os.listdir(d))
+        assert {os.lstat(os.path.join(d, f)).st_uid for f in os.listdir(d) + ["."]} == {0}
+
+
+def test_a_notebook_has_a_wall_clock_deadline(tmp_path):
+    """A 28 s sleep against a 6 s notebook limit: killed at 6 s, the rest scores 0, still graded."""
+    base = str(tmp_path / "slow")
+    synthetic.make_course(base, {"sq": synthetic.square_assignment()},
+                          config="c.SandboxExecute.notebook_timeout = 6\nc.Execute.timeout = 30")
+    synthetic.submit(base, "sq", "sleeper", "import time\ntime.sleep(28)\n" + HONEST)
+    start = time.monotonic()
+    run = synthetic.nbgrader(base, "autograde", "sq", check=False)
+    took = time.monotonic() - start
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert took < 25, took
+    assert synthetic.scores(base, "sq")["sleeper"] == {"test_public": 0.0, "test_hidden": 0.0}
+    out = synthetic.outputs(base, "sq", "sleeper")
+    assert "NotebookTimeout" in out and "the notebook's time limit (6 s) was reached" in out
 
 
 def test_the_same_cheats_work_without_the_sandbox(tmp_path, listener):
