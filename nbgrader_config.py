@@ -138,6 +138,12 @@ c.GenerateFeedback.preprocessors = [FeedbackClearHiddenTests, GetGrades,
 from course_tools.sandbox import configure  # noqa: E402
 
 configure(c)
-# What a graded kernel may import: the library, and of the grading code only its in-kernel side.
+# What a graded kernel may import: the library, and of the grading code only its in-kernel side
+# (the references stay with the grader); in 33.1 and 33.4 neither torch nor the library's BPTT.
+from course_tools.sandbox import BY_HAND  # noqa: E402
+
 c.Sandbox.packages = ["bptt_lib", "bptt_grading"]
-c.Sandbox.readonly_env = []
+c.Sandbox.hidden_modules = {
+    a: [*(BY_HAND if a in ("ex33_1_wx_gradient", "ex33_4_manual_bptt") else []),
+        "bptt_grading.references"]
+    for a in sorted(os.listdir(os.path.join(HERE, "solutions")))}

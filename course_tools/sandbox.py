@@ -111,7 +111,7 @@ class Sandbox(Configurable):
     ).tag(config=True)
     readonly_paths = List(Unicode(), help="Further host paths bound read-only.").tag(config=True)
     readonly_env = List(
-        Unicode(), ["BPTT_REFERENCES"],
+        Unicode(), [],
         help="Environment variables naming a host directory: bound read-only, passed in.",
     ).tag(config=True)
     env_keep = List(
