@@ -35,7 +35,7 @@ def worker() -> None:
             except claims.ClaimError:
                 false.append(claim.name)
         out["pages"][page] = {"false": false, "runs": {
-            str(k): [r.n_solved, r.n, float(np.median(r.final("test_acc")))]
+            str(k): [int(r.n_solved), int(r.n), float(np.median(r.final("test_acc")))]
             for k, r in runs.items()}}
     print(json.dumps(out))
 
