@@ -516,7 +516,7 @@ def truncation_costs(Ks=(2, 4, 8, 16, 24, 32, 48, 64), *, batch: int = 32, repea
     """What one update of a chunk of K steps costs the echo's network (one seed): the bytes
     autograd saves for its backward pass (exact), and the seconds of its forward and backward
     pass on one thread (the fastest of `repeats`; it varies from run to run and machine to
-    machine). {"K", "bytes", "seconds"}: (len(Ks),) each."""
+    machine). {"K", "bytes", "seconds"}: (len(Ks),) each, and "batch", "hidden_size"."""
     import time
 
     config = EchoRun(T=max(Ks), seeds=(seed,))
@@ -544,7 +544,8 @@ def truncation_costs(Ks=(2, 4, 8, 16, 24, 32, 48, 64), *, batch: int = 32, repea
             seconds.append(min(times))
     finally:
         torch.set_num_threads(threads)
-    return {"K": np.array(Ks), "bytes": np.array(nbytes), "seconds": np.array(seconds)}
+    return {"K": np.array(Ks), "bytes": np.array(nbytes), "seconds": np.array(seconds),
+            "batch": batch, "hidden_size": config.hidden_size}
 
 
 def biggest_spike(records: list[TrainRecord]) -> tuple[int, int, float]:
