@@ -97,7 +97,8 @@ def tbptt_k1_k2(model, xs, ys, k1: int, k2: int, update: Update):
     """BPTT(k2; k1) of Williams & Peng: every k1 steps, backpropagate the
     losses of those k1 steps through the last k2 ≥ k1 steps, and update.
     The window is run again from its stored first state, with the
-    current weights. k1 = k2 = K is `tbptt`. Returns Σ_t ℓ_t, (S,)."""
+    current weights. k1 = k2 = K is `tbptt` if K divides T. Returns
+    Σ_t ℓ_t, (S,)."""
     if not 1 <= k1 <= k2:
         raise ValueError(f"need 1 <= k1 <= k2, got {k1=}, {k2=}")
     T = xs.shape[2]
