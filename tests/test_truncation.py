@@ -128,8 +128,9 @@ def test_randomized_truncation_is_unbiased_on_average_of_draws():
     """The mean of N random draws of ξ equals the full gradient within 5 standard errors of that
     mean, in every entry (N networks in one stack, one draw each; float64)."""
     N, T, p = 4000, 7, 0.6
-    model, xs, ys = _problem(1, 3, T, 3, 4, seed=3)
-    stack = stack_networks([model] * (N + 1))             # the last one: ξ = 1, full BPTT
+    _, xs, ys = _problem(1, 3, T, 3, 4, seed=3)
+    net = RememberFirstRNN(3, 4).double()
+    stack = stack_networks([net] * (N + 1))               # the last one: ξ = 1, full BPTT
     xi = randomized_xi(T, [torch.Generator().manual_seed(i) for i in range(N)], p,
                        torch.float64)
     xi = torch.cat([xi, torch.ones(T, 1, 1, 1, dtype=torch.float64)], 1)
