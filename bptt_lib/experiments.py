@@ -403,7 +403,7 @@ class EchoRun:
         if self.p is not None:
             return f"randomized, p = {self.p:g}"
         if self.k2 is not None:
-            return f"k₁ = {self.K}, k₂ = {self.k2}"
+            return f"$k_1$ = {self.K}, $k_2$ = {self.k2}"
         return "full BPTT" if self.K is None else f"K = {self.K}"
 
     def train_epoch(self, model, xs, ys, update, generators) -> torch.Tensor:
