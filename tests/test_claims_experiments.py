@@ -94,6 +94,17 @@ def test_truncation_in_full_claims(truncation_in_full, claim):
     claim.check(truncation_in_full)
 
 
+def test_truncation_in_full_claims_reject_swapped_runs(truncation_in_full):
+    """The echo's claims are not vacuous: with the runs of K < d and K > d swapped, the claims
+    about both fail, each by name."""
+    swapped = {**truncation_in_full, "short": truncation_in_full["long"],
+               "long": truncation_in_full["short"]}
+    with pytest.raises(claims.ClaimError) as error:
+        claims.check_all(claims.TRUNCATION_IN_FULL, swapped)
+    assert "With K < d every seed stays" in str(error.value)
+    assert "Every seed learns the echo" in str(error.value)
+
+
 def test_every_configuration_has_at_least_8_seeds():
     configs = [*REMEMBER_FIRST_PAGE.values(), *CLIPPING_PAGE.values(), *TRUNCATION.values(),
                *TRUNCATION_IN_FULL.values()]
