@@ -6,6 +6,7 @@ import hashlib
 import math
 import multiprocessing
 import os
+import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -517,8 +518,6 @@ def truncation_costs(Ks=(2, 4, 8, 16, 24, 32, 48, 64), *, batch: int = 32, repea
     autograd saves for its backward pass (exact), and the seconds of its forward and backward
     pass on one thread (the fastest of `repeats`; it varies from run to run and machine to
     machine). {"K", "bytes", "seconds"}: (len(Ks),) each, and "batch", "hidden_size"."""
-    import time
-
     config = EchoRun(T=max(Ks), seeds=(seed,))
     torch.manual_seed(seed)
     model = stack_networks([RememberFirstRNN(ECHO_CLASSES, config.hidden_size)])
@@ -562,7 +561,7 @@ def biggest_spike(records: list[TrainRecord]) -> tuple[int, int, float]:
     return best
 
 
-def _run(config: RememberFirstRun) -> Runs:
+def _run(config: RememberFirstRun | EchoRun) -> Runs | EchoRuns:
     return config.run()
 
 
