@@ -6,6 +6,7 @@ Modules, by the chapter's concepts:
   jacobians  — temporal Jacobians, their products, the bound (γ σ_max)^{t−k}, spectral helpers
   tasks      — the "remember the first character" task and RememberFirstRNN
   training   — full / truncated BPTT training loops, clipping, gradient transforms
+  truncation — truncated BPTT with a loss at every step: chunks, BPTT(k2; k1), randomized
   checks     — relative errors and explained comparisons against autograd
   style      — the chapter's palette and matplotlib style
   grading    — the checks behind the graded exercises 33.1–33.5

@@ -18,6 +18,7 @@ import numpy as np
 from .experiments import (
     CHANCE_ACC,
     CHANCE_LOSS,
+    ECHO_CHANCE,
     at_chance,
     biggest_spike,
     decay_per_step,
@@ -438,3 +439,70 @@ def _medium_truncation_partly_learns(r):
     mid, full = np.median(r[10].final("test_acc")), np.median(r[None].final("test_acc"))
     return (not CHANCE_ACC + 0.1 < mid < full - 0.1
             and f"median test accuracy {mid:.3f} (full BPTT {full:.3f})")
+
+
+# results: run_all(experiments.TRUNCATION_IN_FULL) ({key: EchoRuns}), with "costs":
+# truncation_costs() and "expectation": randomized_expectation()
+TRUNCATION_IN_FULL: list[Claim] = []
+_claim = _registry("33.6", TRUNCATION_IN_FULL)
+NEAR_CHANCE = 0.1  # "near chance": within 10 percentage points of it
+TIME_RATIO = 4     # the margin of the one claim about measured time (about 30 expected)
+
+
+@_claim("With K < d every seed stays within 10 points of chance on the echo.")
+def _short_chunks_stay_at_chance(r):
+    acc, config = r["short"].final(), r["short"].config
+    near = (abs(acc - ECHO_CHANCE) < NEAR_CHANCE).all()
+    return (config.K >= config.d or not near) and f"test accuracies {_seeds(acc)}"
+
+
+@_claim("With K = d no seed learns the echo either: none reaches 90 %, and the median is within "
+        "10 points of chance.")
+def _chunks_of_d_do_not_learn(r):
+    acc, config = r["equal"].final(), r["equal"].config
+    near = abs(np.median(acc) - ECHO_CHANCE) < NEAR_CHANCE
+    return (config.K != config.d or r["equal"].n_solved > 0 or not near) and (
+        f"test accuracies {_seeds(acc)}")
+
+
+@_claim("Every seed learns the echo (above 90 %) with full BPTT, with K > d, and with "
+        "k₁ < d but k₂ − k₁ ≥ d.")
+def _long_enough_chunks_learn(r):
+    long, k1k2 = r["long"].config, r["k1k2"].config
+    if not (long.K > long.d and k1k2.K < k1k2.d <= k1k2.k2 - k1k2.K):
+        return f"K = {long.K}, k₁ = {k1k2.K}, k₂ = {k1k2.k2}, d = {long.d}"
+    bad = {key: _seeds(r[key].final()) for key in ("full", "long", "k1k2")
+           if r[key].n_solved < len(r[key].final())}
+    return bad and f"test accuracies {bad}"
+
+
+@_claim("Randomized truncation, whose cuts are on average 1/(1 − p) < d steps apart, learns "
+        "the echo in most seeds.")
+def _randomized_truncation_learns(r):
+    runs = r["randomized"]
+    if not 1 / (1 - runs.config.p) < runs.config.d:
+        return f"p = {runs.config.p}"
+    return 2 * runs.n_solved <= len(runs.final()) and f"test accuracies {_seeds(runs.final())}"
+
+
+@_claim("Averaged over every pattern of cuts, weighted by its probability, randomized "
+        "truncation's gradient is full BPTT's up to rounding (relative error below 1e-12); "
+        "a single draw is off by more than 10 %.")
+def _randomized_truncation_is_unbiased(r):
+    e = r["expectation"]
+    return not (e["error"] < 1e-12 and e["single"] > 0.1) and f"{e}"
+
+
+@_claim("The bytes autograd saves for one update grow exactly linearly in K: every step of a "
+        "chunk adds the same number of bytes.")
+def _memory_is_linear_in_K(r):
+    per_step = np.diff(r["costs"]["bytes"]) / np.diff(r["costs"]["K"])
+    return (not (per_step > 0).all() or len(set(per_step)) != 1) and f"bytes per step {per_step}"
+
+
+@_claim("An update with the longest chunk measured takes more than 4 times as long as one with "
+        "the shortest.")
+def _time_grows_with_K(r):
+    seconds, K = r["costs"]["seconds"], r["costs"]["K"]
+    return (not (K[-1] >= 16 * K[0] and seconds[-1] > TIME_RATIO * seconds[0])
+            and f"K = {K[0]}: {seconds[0]:.2g} s, K = {K[-1]}: {seconds[-1]:.2g} s")

@@ -6,6 +6,7 @@ import hashlib
 import math
 import multiprocessing
 import os
+import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -34,7 +35,17 @@ from .rnn import (
     to_torch,
 )
 from .tasks import RememberFirstRNN, RememberFirstSplit, per_step_grad_norms, stack_networks
-from .training import TrainRecord, train_stack
+from .training import TrainRecord, adam, seed_grad_norms, train_stack
+from .truncation import (
+    delayed_echo,
+    echo_accuracy,
+    hidden_chunk,
+    randomized_bptt,
+    saved_bytes,
+    step_losses,
+    tbptt,
+    tbptt_k1_k2,
+)
 
 # ---------------------------------------------------------------------------------------------
 # 33.2 and 33.3 (the theory pages): the executed BPTT algorithm, and the Jacobian-product study.
@@ -361,6 +372,181 @@ CLIPPING_PAGE = {
 TRUNCATION = {K: replace(REMEMBER_FIRST[20], K=K) for K in (None, 20, 10, 5)}
 
 
+# 33.6, in full: the delayed echo y_t = x_{t−d} of binary inputs, a loss at every step, trained
+# with full BPTT, chunks of K ≤ d and K > d, BPTT(k2; k1), and randomized truncation.
+ECHO_DELAY = 8
+ECHO_CLASSES = 2
+ECHO_CHANCE = 1 / ECHO_CLASSES
+
+
+@dataclass(frozen=True)
+class EchoRun:
+    """The delayed echo of length T and delay d, trained from every seed at once (Adam, fresh
+    sequences every epoch, a batch of `batch` per epoch, clipping each seed at `clip`), with:
+    K=None and p=None: full BPTT; K: chunks of K (`tbptt`); K and k2: BPTT(k2; K)
+    (`tbptt_k1_k2`); p: randomized truncation with P(ξ_t = 1/p) = p (`randomized_bptt`)."""
+
+    K: int | None = None
+    k2: int | None = None
+    p: float | None = None
+    d: int = ECHO_DELAY
+    T: int = 48
+    epochs: int = 100
+    lr: float = 1e-2
+    batch: int = 32
+    n_test: int = 256
+    clip: float = GUARD
+    hidden_size: int = 32
+    seeds: tuple[int, ...] = SEEDS
+
+    @property
+    def label(self) -> str:
+        if self.p is not None:
+            return f"randomized, p = {self.p:g}"
+        if self.k2 is not None:
+            return f"$k_1$ = {self.K}, $k_2$ = {self.k2}"
+        return "full BPTT" if self.K is None else f"K = {self.K}"
+
+    def train_epoch(self, model, xs, ys, update, generators) -> torch.Tensor:
+        """One pass over a batch of sequences with this configuration's strategy: Σ_t ℓ_t (S,)."""
+        if self.p is not None:
+            return randomized_bptt(model, xs, ys, self.p, generators, update)
+        if self.k2 is not None:
+            return tbptt_k1_k2(model, xs, ys, self.K, self.k2, update)
+        return tbptt(model, xs, ys, self.K or self.T, update)
+
+    def data(self, n: int, generators) -> tuple[torch.Tensor, torch.Tensor]:
+        """n echo sequences for each seed, one generator each: (S, n, T, C), (S, n, T)."""
+        X, y = zip(*(delayed_echo(n, self.T, self.d, ECHO_CLASSES, generator=g)
+                     for g in generators), strict=True)
+        return torch.stack(X), torch.stack(y)
+
+    def run(self) -> EchoRuns:
+        """Train every seed at once, on one thread. Deterministic."""
+        def generators(offset):
+            return [torch.Generator().manual_seed(offset + s) for s in self.seeds]
+
+        models = []
+        for s in self.seeds:
+            torch.manual_seed(s)
+            models.append(RememberFirstRNN(ECHO_CLASSES, self.hidden_size))
+        model, S = stack_networks(models), len(self.seeds)
+        params = list(model.parameters())
+        step = adam(params, self.lr)
+
+        def update():  # clip each seed's gradient at θ, then Adam
+            scale = (self.clip / (seed_grad_norms(params) + 1e-6)).clamp(max=1.0)
+            for p in params:
+                p.grad.mul_(scale.view(S, *[1] * (p.dim() - 1)))
+            step()
+
+        X_test, y_test = self.data(self.n_test, generators(50_000))
+        train_data, xi_draws = generators(10_000), generators(90_000)
+        acc, loss = [], []
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            for _ in range(self.epochs):
+                X, y = self.data(self.batch, train_data)
+                loss.append(self.train_epoch(model, X, y, update, xi_draws).numpy())
+                acc.append(echo_accuracy(model, X_test, y_test).numpy())
+        finally:
+            torch.set_num_threads(threads)
+        return EchoRuns(self, np.array(acc), np.array(loss))
+
+
+@dataclass(frozen=True)
+class EchoRuns:
+    """An EchoRun trained from each seed: test accuracy on the positions with a target, and
+    the training loss Σ_t ℓ_t, per epoch and seed, (epochs, S) each."""
+
+    config: EchoRun
+    test_acc: np.ndarray
+    loss: np.ndarray
+
+    def final(self) -> np.ndarray:
+        """The last epoch's test accuracy per seed, (S,)."""
+        return self.test_acc[-1]
+
+    @property
+    def n_solved(self) -> int:
+        return int(sum(solves(a) for a in self.final()))
+
+
+TRUNCATION_IN_FULL = {
+    "full": EchoRun(),
+    "short": EchoRun(K=ECHO_DELAY // 2),
+    "equal": EchoRun(K=ECHO_DELAY),
+    "long": EchoRun(K=ECHO_DELAY + ECHO_DELAY // 2),
+    "k1k2": EchoRun(K=ECHO_DELAY // 2, k2=ECHO_DELAY + ECHO_DELAY // 2),
+    "randomized": EchoRun(p=0.8),
+}
+
+
+def randomized_expectation(T: int = 8, p: float = 0.7, *, hidden_size: int = 6,
+                           batch: int = 4, seed: int = 0) -> dict:
+    """Randomized truncation's gradient in expectation, exactly: one copy of a small network
+    (float64) per pattern of cuts ξ ∈ {0, 1/p}^T, all 2^T at once, and one more with ξ = 1
+    (full BPTT), on one batch of echoes with d = 2. E[g] weighs each pattern by its probability.
+
+    Returns {"T", "p", "patterns", "error": rel_error(E[g], g_full), the worst over the
+    parameters, "single": rel_error of one draw, averaged over the draws (probability-weighted)}.
+    """
+    torch.manual_seed(seed)
+    keep = torch.cartesian_prod(*[torch.tensor([0.0, 1.0], dtype=torch.float64)] * T)
+    prob = (p ** keep.sum(1)) * ((1 - p) ** (T - keep.sum(1)))       # (2^T,), sums to 1
+    xi = torch.cat([keep / p, torch.ones(1, T, dtype=torch.float64)]).T[..., None, None]
+    model = stack_networks([RememberFirstRNN(ECHO_CLASSES, hidden_size).double()] * xi.shape[1])
+    X, y = delayed_echo(batch, T, 2, ECHO_CLASSES, generator=torch.Generator().manual_seed(seed),
+                        dtype=torch.float64)
+    xs, ys = X.expand(xi.shape[1], *X.shape), y.expand(xi.shape[1], *y.shape)
+    hs = hidden_chunk(model, xs, xs.new_zeros(*xs.shape[:2], hidden_size), xi)
+    step_losses(model, hs, ys).sum().backward()
+    error, single = 0.0, np.zeros(len(prob))
+    for param in model.parameters():
+        g, full = param.grad[:-1], param.grad[-1]
+        expected = (prob.view(-1, *[1] * full.dim()) * g).sum(0)
+        error = max(error, rel_error(expected, full))
+        single = np.maximum(single, [rel_error(gi, full) for gi in g])
+    return {"T": T, "p": p, "patterns": len(prob), "error": error,
+            "single": float(prob.numpy() @ single)}
+
+
+def truncation_costs(Ks=(2, 4, 8, 16, 24, 32, 48, 64), *, batch: int = 32, repeats: int = 7,
+                     seed: int = 0) -> dict:
+    """What one update of a chunk of K steps costs the echo's network (one seed): the bytes
+    autograd saves for its backward pass (exact), and the seconds of its forward and backward
+    pass on one thread (the fastest of `repeats`; it varies from run to run and machine to
+    machine). {"K", "bytes", "seconds"}: (len(Ks),) each, and "batch", "hidden_size"."""
+    config = EchoRun(T=max(Ks), seeds=(seed,))
+    torch.manual_seed(seed)
+    model = stack_networks([RememberFirstRNN(ECHO_CLASSES, config.hidden_size)])
+    xs, ys = config.data(batch, [torch.Generator().manual_seed(seed)])
+    h = xs.new_zeros(1, batch, config.hidden_size)
+
+    def chunk(K):
+        return step_losses(model, hidden_chunk(model, xs[:, :, :K], h), ys[:, :, :K]).sum()
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for K in Ks:  # warm up: the first calls of each size are slow
+            chunk(K).backward()
+        nbytes, seconds = [], []
+        for K in Ks:
+            nbytes.append(saved_bytes(lambda K=K: chunk(K)))
+            times = []
+            for _ in range(repeats):
+                start = time.perf_counter()
+                chunk(K).backward()
+                times.append(time.perf_counter() - start)
+            seconds.append(min(times))
+    finally:
+        torch.set_num_threads(threads)
+    return {"K": np.array(Ks), "bytes": np.array(nbytes), "seconds": np.array(seconds),
+            "batch": batch, "hidden_size": config.hidden_size}
+
+
 def biggest_spike(records: list[TrainRecord]) -> tuple[int, int, float]:
     """Of runs that solved the task at some epoch and lost it, the one whose test accuracy fell
     furthest after its largest gradient norm: (seed index, step of the spike, that drop)."""
@@ -375,17 +561,18 @@ def biggest_spike(records: list[TrainRecord]) -> tuple[int, int, float]:
     return best
 
 
-def _run(config: RememberFirstRun) -> Runs:
+def _run(config: RememberFirstRun | EchoRun) -> Runs | EchoRuns:
     return config.run()
 
 
 CACHE = "BPTT_EXPERIMENT_CACHE"  # environment: a directory to keep finished runs in (optional)
 _SOURCE = hashlib.sha256(b"".join(  # the code the runs execute, as imported
     (Path(__file__).parent / f"{module}.py").read_bytes()
-    for module in ("experiments", "backward", "jacobians", "rnn", "tasks", "training"))).hexdigest()
+    for module in ("experiments", "backward", "jacobians", "rnn", "tasks", "training",
+                   "truncation"))).hexdigest()
 
 
-def _cache_path(config: RememberFirstRun) -> Path | None:
+def _cache_path(config: RememberFirstRun | EchoRun) -> Path | None:
     """Where a finished run of `config` is kept: named by everything that decides its numbers
     (the configuration, the source of the modules it runs, torch's version and CPU kernels)."""
     if not os.environ.get(CACHE):

@@ -266,3 +266,36 @@ def truncation_figure(runs: dict, chance_acc: float) -> Figure:
     bottom.legend(loc="lower left")
     fig.tight_layout()
     return fig
+
+
+def truncation_strategies_figure(runs: dict, chance_acc: float) -> Figure:
+    """The delayed echo: test accuracy per epoch for each strategy (median, seeds faint), and
+    every seed's final test accuracy. runs: {key: experiments.EchoRuns}, labelled by config."""
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(COLUMN, 7.4))
+    colors = (BLUE, RED, AMBER, GREEN, PURPLE, BURGUNDY)
+    for i, (r, color) in enumerate(zip(runs.values(), colors, strict=False)):
+        _seed_curves(top, r.test_acc.T, color, r.config.label)
+        _seed_dots(bottom, i, r.final(), color)
+    for ax in (top, bottom):
+        _chance(ax, chance_acc)
+    top.set(title="Test accuracy per epoch (median over seeds; seeds faint)", xlabel="epoch",
+            ylabel="test accuracy", ylim=(0.4, 1.03))
+    _legend_below(top, ncol=3)
+    bottom.set(title="Every seed's final test accuracy (dashed: chance)", ylim=(0.4, 1.03),
+               xticks=range(len(runs)), ylabel="final accuracy",
+               xticklabels=[r.config.label.replace(", ", ",\n") for r in runs.values()])
+    fig.tight_layout()
+    return fig
+
+
+def truncation_costs_figure(costs: dict) -> Figure:
+    """What one update of a chunk of K steps costs (experiments.truncation_costs): the bytes
+    autograd saves for the backward pass (top) and the time of forward and backward (bottom)."""
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(COLUMN, 5.8), sharex=True)
+    top.plot(costs["K"], costs["bytes"] / 1e3, "o-", color=BLUE, lw=2)
+    top.set(title="Memory: bytes saved for the backward pass", ylabel="kB", ylim=(0, None))
+    bottom.plot(costs["K"], costs["seconds"] * 1e3, "o-", color=RED, lw=2)
+    bottom.set(title="Time: forward and backward pass of one chunk (this build)",
+               xlabel="chunk length K (steps)", ylabel="ms", ylim=(0, None))
+    fig.tight_layout()
+    return fig

@@ -28,12 +28,16 @@ from bptt_lib.experiments import (
     CHANCE_ACC,
     CHANCE_LOSS,
     CLIPPING_PAGE,
+    ECHO_CHANCE,
     REMEMBER_FIRST,
     REMEMBER_FIRST_PAGE,
     TRUNCATION,
+    TRUNCATION_IN_FULL,
     RememberFirstRun,
     initial_grad_norms,
+    randomized_expectation,
     run_all,
+    truncation_costs,
     unique_suffix_length,
     wilson_interval,
 )
@@ -61,6 +65,13 @@ def truncation():
     return run_all(TRUNCATION)
 
 
+@pytest.fixture(scope="module")
+def truncation_in_full():
+    """What 33.6's removed cell checks: the echo runs, the costs and the exact expectation."""
+    return {**run_all(TRUNCATION_IN_FULL), "costs": truncation_costs(),
+            "expectation": randomized_expectation()}
+
+
 # --- the pages' claims ------------------------------------------------------------------------
 
 @pytest.mark.parametrize("claim", claims.REMEMBER_FIRST, ids=lambda c: c.name)
@@ -78,8 +89,25 @@ def test_truncation_claims(truncation, claim):
     claim.check(truncation)
 
 
+@pytest.mark.parametrize("claim", claims.TRUNCATION_IN_FULL, ids=lambda c: c.name)
+def test_truncation_in_full_claims(truncation_in_full, claim):
+    claim.check(truncation_in_full)
+
+
+def test_truncation_in_full_claims_reject_swapped_runs(truncation_in_full):
+    """The echo's claims are not vacuous: with the runs of K < d and K > d swapped, the claims
+    about both fail, each by name."""
+    swapped = {**truncation_in_full, "short": truncation_in_full["long"],
+               "long": truncation_in_full["short"]}
+    with pytest.raises(claims.ClaimError) as error:
+        claims.check_all(claims.TRUNCATION_IN_FULL, swapped)
+    assert "With K < d every seed stays" in str(error.value)
+    assert "Every seed learns the echo" in str(error.value)
+
+
 def test_every_configuration_has_at_least_8_seeds():
-    configs = [*REMEMBER_FIRST_PAGE.values(), *CLIPPING_PAGE.values(), *TRUNCATION.values()]
+    configs = [*REMEMBER_FIRST_PAGE.values(), *CLIPPING_PAGE.values(), *TRUNCATION.values(),
+               *TRUNCATION_IN_FULL.values()]
     assert all(len(set(c.seeds)) >= 8 for c in configs)
 
 
@@ -269,7 +297,7 @@ def test_truncation_cuts_the_gradient_to_x1(K):
 
 # --- the figures ----------------------------------------------------------------------------
 
-def test_figures_draw(remember_first, clipping, truncation):
+def test_figures_draw(remember_first, clipping, truncation, truncation_in_full):
     """Every figure helper the pages call returns a figure with its panels, a column wide."""
     by_T = {T: remember_first[T] for T in REMEMBER_FIRST}
     initial = {T: initial_grad_norms(run) for T, run in REMEMBER_FIRST.items()}
@@ -280,8 +308,11 @@ def test_figures_draw(remember_first, clipping, truncation):
                plots.per_step_norms_figure(initial, 50, initial[50], after),
                plots.spike_figure(clipping["unguarded", 20].records[0], 1.0, CHANCE_ACC),
                plots.clipping_figure(sgd, CHANCE_LOSS),
-               plots.truncation_figure(truncation, CHANCE_ACC)]
-    assert [len(fig.axes) for fig in figures] == [2, 2, 2, 2, 2]
+               plots.truncation_figure(truncation, CHANCE_ACC),
+               plots.truncation_strategies_figure({k: truncation_in_full[k]
+                                                   for k in TRUNCATION_IN_FULL}, ECHO_CHANCE),
+               plots.truncation_costs_figure(truncation_in_full["costs"])]
+    assert [len(fig.axes) for fig in figures] == [2, 2, 2, 2, 2, 2, 2]
     for fig in figures:
         assert fig.get_figwidth() <= plots.COLUMN
         plt.close(fig)

@@ -25,7 +25,9 @@ ASSIGNMENTS = ("ex33_1_wx_gradient", "ex33_2_linear_rnn", "ex33_3_hidden_size",
 # The seed chapter's figures and the computational graph (33.1), drawn at build time, each a
 # labelled <figure>.
 FIGURES = {"book/unrolling": 2, "book/vanishing_exploding": 1, "book/remember_first": 2,
-           "book/clipping": 3, "book/truncated_bptt": 1}
+           "book/clipping": 3, "book/truncated_bptt": 3}
+# Figures that show a measured time: they differ from one build to the next by nature.
+TIMED_FIGURES = ["fig-truncation-costs"]
 
 pytestmark = pytest.mark.slow
 
@@ -106,13 +108,15 @@ def test_no_unresolved_glue_or_roles(site):
 
 def test_two_builds_give_the_same_numbers_and_figures(site):
     """The two editions are two separate executions of every page (`make site`): every glued
-    number and every figure (image files are named by content hash) must come out identical."""
+    number and every figure (image files are named by content hash) must come out identical,
+    except the figures of measured time (TIMED_FIGURES)."""
     glued = 0
     for name in toc_pages():
         numbers = [[s.get_text() for s in page(root, name).select("span.pasted-text")]
                    for root in (site.student, site.instructor)]
         assert numbers[0] == numbers[1], f"{name}: glued values differ between two builds"
-        images = [sorted(img["src"] for img in page(root, name).find_all("img"))
+        images = [sorted(img["src"] for img in page(root, name).find_all("img")
+                         if not img.find_parent("figure", id=TIMED_FIGURES))
                   for root in (site.student, site.instructor)]
         assert images[0] == images[1], f"{name}: figures differ between two builds"
         glued += len(numbers[0])
