@@ -17,7 +17,7 @@ Usually 0 where the attack tries to earn or forge points, full marks where it an
 marks). A score missing from the gradebook counts as 0.
 
 The body is split into sections by `# %% <kind> <args>` lines (the text before the first one is
-the answer cell `implementation`):
+the answer cell `implementation`; when it is empty, the attacker answers like the classmate):
 
     implementation | cell <grade_id>          code for that solution cell
     markdown <grade_id>                       its text (commented: each line "# " + text)
@@ -118,7 +118,7 @@ class Attack:
             value = wanted.get(g, wanted.get("*"))
             deserved[g] = points if value == "full" else float(value)
         parts = re.split(r"^# %% (.*)$", text, flags=re.M)
-        sections = [("implementation", "", parts[0])]
+        sections = [("implementation", "", parts[0][len(header):])]
         for marker, body in zip(parts[1::2], parts[2::2], strict=True):
             kind, _, args = marker.strip().partition(" ")
             sections.append((kind, args.strip(), body))
@@ -245,7 +245,9 @@ def build_notebook(course: Path, attack: Attack) -> str:
     nb = released(course, attack.assignment)
     appended = []
     for kind, args, body in attack.sections:
-        if kind in ("implementation", "cell"):
+        if kind == "implementation" and not body.strip("\n#"):
+            nb.cells[index_of(nb, "implementation")].source = honest_answer(attack.assignment)
+        elif kind in ("implementation", "cell"):
             nb.cells[index_of(nb, args or "implementation")].source = body.strip("\n")
         elif kind == "markdown":
             nb.cells[index_of(nb, args)].source = uncomment(body)
