@@ -502,6 +502,21 @@ def test_no_host_file_changes(run_):
     assert b.usage < 200 * 2**20, f"the course now takes {b.usage / 2**20:.0f} MiB on disk"
 
 
+@pytest.mark.parametrize("run_", RUNS, ids=_run_id)
+def test_nothing_comes_back_from_the_sandbox(run_):
+    """autograded/<student>/<a>/ holds the graded notebook and what the student submitted as
+    plain files: nothing the kernel left in its working directory (links, pipes, files)."""
+    b = graded(*run_)
+    for student_dir in (b.course / "autograded").iterdir():
+        for graded_dir in student_dir.iterdir():
+            submitted = b.course / "submitted" / student_dir.name / graded_dir.name
+            plain = {p.name for p in submitted.iterdir() if p.is_file() and not p.is_symlink()}
+            allowed = {f"{graded_dir.name}.ipynb", "timestamp.txt"} | plain
+            extra = sorted(p.name for p in graded_dir.iterdir()
+                           if p.name not in allowed or p.is_symlink() or not p.is_file())
+            assert not extra, f"{student_dir.name}: {extra[:10]}"
+
+
 def secrets(b: Batch) -> tuple[list[str], set[str]]:
     """(hidden-test source lines, hidden reference values rounded to 7 significant digits)."""
     lines = []
