@@ -510,7 +510,8 @@ def test_nothing_comes_back_from_the_sandbox(run_):
     for student_dir in (b.course / "autograded").iterdir():
         for graded_dir in student_dir.iterdir():
             submitted = b.course / "submitted" / student_dir.name / graded_dir.name
-            plain = {p.name for p in submitted.iterdir() if p.is_file() and not p.is_symlink()}
+            plain = {p.name for p in (submitted.iterdir() if submitted.is_dir() else ())
+                     if p.is_file() and not p.is_symlink()}
             allowed = {f"{graded_dir.name}.ipynb", "timestamp.txt"} | plain
             extra = sorted(p.name for p in graded_dir.iterdir()
                            if p.name not in allowed or p.is_symlink() or not p.is_file())
