@@ -438,13 +438,30 @@ def read_scores(db: Path) -> tuple[dict, str]:
     return scores, "" if check == "ok" else f"integrity_check: {check}"
 
 
-@functools.cache
+_GRADED: dict[tuple[str, str], Batch] = {}
+
+
 def graded(name: str, path: str) -> Batch:
-    return grade_batch(name, path)
+    """The batch `name` graded on `path`, once per session."""
+    if (name, path) not in _GRADED:
+        _GRADED[name, path] = grade_batch(name, path)
+    return _GRADED[name, path]
 
 
 def _run_id(r):
     return f"{r[0]}-{r[1]}"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _remove_courses():
+    """Each batch's course (sparse files may have become real bytes) goes at the end;
+    HOSTILE_KEEP=1 keeps them to look at."""
+    yield
+    if os.environ.get("HOSTILE_KEEP") != "1":
+        for b in _GRADED.values():
+            shutil.rmtree(b.course.parent, ignore_errors=True)
+        if template.cache_info().currsize:
+            shutil.rmtree(template().parent, ignore_errors=True)
 
 
 # ---------------------------------------------------------------- what must hold
