@@ -495,7 +495,13 @@ class SandboxExecute(Execute):
             self.log.warning("Kernel died in cell %d; later cells score 0", index)
             cell.outputs.append(_error("KernelDied", "the kernel died (resource limit or exit)"))
             cell.execution_count = None  # whether the kernel got to count it is a race
-        if self.dropped or self._dropped_messages():
+        if (self.dropped or self._dropped_messages()) and not self.kernel_dead and \
+                not run_sync(self.km.is_alive)():  # a disconnection by death, not by size
+            self.kernel_dead = "the kernel died in an earlier cell"
+            if not any(o.output_type == "error" for o in cell.outputs):  # (already recorded?)
+                cell.outputs.append(_error("KernelDied",
+                                           "the kernel died (resource limit or exit)"))
+        elif self.dropped or self._dropped_messages():
             cell.outputs.append(_error("MessageTooLarge", "the kernel sent a message over "
                                        "Sandbox.max_message_size bytes; it was dropped"))
             if not self.kernel_dead:

@@ -24,6 +24,8 @@ import json
 import os
 import secrets
 
+from nbclient.exceptions import DeadKernelError
+from nbclient.util import run_sync
 from nbformat.v4 import new_code_cell, new_output
 from nbgrader.preprocessors import Execute
 from traitlets import Dict, Integer, Unicode
@@ -96,6 +98,8 @@ class KernelStudent:
                    if o.output_type == "display_data" and MIME in o.get("data", {})]
         if len(answers) != 1 or not isinstance(answers[0], str) or \
                 len(answers[0]) > MAX_ANSWER:
+            if not run_sync(self.client.km.is_alive)():
+                raise DeadKernelError(f"the kernel died while {name}(…) ran")
             judge.fail(f"no answer from {name}(…) arrived from the notebook's kernel (did a "
                        "cell above fail, or the kernel stop?)")
         try:
@@ -133,9 +137,9 @@ class VerdictExecute(Execute):
             self.judge_cell(cell, resources, index)
         except judge.GradingFailure as e:
             cell.outputs = [_verdict(str(e))]
+        except DeadKernelError:
+            raise  # SandboxExecute (or SurvivingExecute) records it: this cell and the rest score 0
         except Exception as e:  # noqa: BLE001 — a grader fault must score 0, not crash
-            if type(e).__name__ == "DeadKernelError":
-                raise  # SandboxExecute records it (this cell and the rest score 0)
             self.log.error("Could not judge %s: %r", meta.get("grade_id"), e)
             cell.outputs = [_verdict(f"could not be graded ({type(e).__name__}); ask your "
                                      "instructor")]
