@@ -99,7 +99,8 @@ class Sandbox(Configurable):
         value_trait=List(Unicode()),
         default_value={"ex33_1_wx_gradient": BY_HAND, "ex33_4_manual_bptt": BY_HAND},
         help="{assignment: [modules]} that cannot be imported in that assignment's sandbox (the "
-        "assignment is the basename of the directory nbgrader runs the kernel in).",
+        "assignment is the basename of the directory nbgrader runs the kernel in; '*': in "
+        "every sandbox).",
     ).tag(config=True)
     hidden_message = Unicode(
         "not available while grading this exercise: the backward pass is written by hand",
@@ -160,7 +161,7 @@ class Sandbox(Configurable):
         ImportError bound over the module (and its bytecode), or a tmpfs holding only such a stub
         over the package; the stubs are written into `stub_dir`."""
         args = []
-        for name in self.hidden_modules.get(assignment, []):
+        for name in [*self.hidden_modules.get("*", []), *self.hidden_modules.get(assignment, [])]:
             spec = importlib.util.find_spec(name)
             if spec is None:
                 continue
