@@ -56,6 +56,7 @@ import hashlib
 import html
 import json
 import os
+import pwd
 import re
 import shlex
 import shutil
@@ -84,7 +85,8 @@ BATCH_TIMEOUT = {"hang": 100}   # seconds for the autograde command; default bel
 BACKGROUND = ("slow",)           # batches that mostly sleep: graded while the others run
 DEFAULT_TIMEOUT = 420
 GRADER_RSS_LIMIT = 1 << 30      # no grader-side process may need more (E: huge output)
-LEGIT = ("autograded", "feedback", "references", "gradebook.db", "grades.csv")
+LEGIT = ("autograded", "feedback", "gradebook.db", "grades.csv", "autograde_failures.csv",
+         "grading_secret")
 
 pytestmark = pytest.mark.slow
 
@@ -405,12 +407,14 @@ def grade_batch(name: str, path: str) -> Batch:
             archive = course / "downloaded" / assignment / "archive"
             archive.mkdir(parents=True, exist_ok=True)
             with zipfile.ZipFile(archive / f"{student}.zip", "w") as z:
-                z.writestr(f"{student}--{assignment}.ipynb", notebook)
+                # the LMS download of INSTRUCTORS.md step 3: one folder per student
+                z.writestr(f"{student}/{assignment}.ipynb", notebook)
                 for kind, args, body in attack.sections if attack else ():
                     if kind == "zip-extra":
                         nb = released(course, assignment)
                         nb.cells[index_of(nb, "implementation")].source = body.strip("\n")
-                        z.writestr(args.format(classmate=CLASSMATE), nbformat.writes(nb))
+                        z.writestr(f"{student}/{args.format(classmate=CLASSMATE)}",
+                                   nbformat.writes(nb))
         else:
             dest = course / "submitted" / student / assignment
             dest.mkdir(parents=True)
@@ -502,10 +506,19 @@ def test_the_corpus_covers_every_class():
         assert (CORPUS / "honest" / f"{a.assignment}.py").exists(), a.name
 
 
-GRADED = [(a, "parallel") for a in ATTACKS] + [(a, "serial") for a in ATTACKS if a.cls == "D"]
+# Known gaps, not yet closed (the issue tracker has them): such a submission fails as a whole
+# instead of getting its honest cells' points.
+NOT_YET = {
+    "F02_forged_grade_cell": "a grade cell the release does not have aborts the notebook's "
+                             "grading (nbgrader: no such grade cell in the gradebook)",
+    "F06_bad_timestamp": "a timestamp.txt that is no date aborts the notebook's grading",
+}
+GRADED = [pytest.param(a, path, id=f"{a.name}-{path}", marks=[pytest.mark.xfail(
+              strict=True, reason=NOT_YET[a.name])] if a.name in NOT_YET else [])
+          for a in ATTACKS for path in ("parallel", "serial") if path == "parallel" or a.cls == "D"]
 
 
-@pytest.mark.parametrize("attack, path", GRADED, ids=lambda x: getattr(x, "name", x))
+@pytest.mark.parametrize("attack, path", GRADED)
 def test_attacker_gets_exactly_its_deserved_points(attack, path):
     b = graded(attack.batch, path)
     got = b.scores.get((attack.student, attack.assignment), {})
@@ -567,8 +580,32 @@ def test_nothing_comes_back_from_the_sandbox(run_):
 
 
 def secrets(b: Batch) -> tuple[list[str], set[str]]:
-    """(hidden-test source lines, hidden reference values rounded to 7 significant digits)."""
-    lines = []
+    """(hidden-test source lines and the course secret, hidden reference values rounded to 7
+    significant digits: the references of every student's hidden inputs, recomputed here from
+    the course secret for the exercises without training runs, and any JSON in the course)."""
+    lines, values_of = [], []
+    key_file = b.course / "grading_secret"
+    if key_file.is_file():
+        from bptt_grading.references import reference
+        from course_tools.verdicts import VerdictExecute, hidden_seed, public_calls
+
+        key = key_file.read_bytes()
+        lines.append(key.hex())
+        per_call = VerdictExecute().hidden_per_call
+        for student, a in b.scores:
+            if a.startswith(("ex33_3", "ex33_5")):
+                continue  # their references are training runs: too slow to redo here
+            nb = nbformat.read(ROOT / "solutions" / a / f"{a}.ipynb", as_version=4)
+            for c in nb.cells:
+                meta = c.metadata.get("nbgrader", {})
+                if c.cell_type != "code" or not meta.get("grade"):
+                    continue
+                for i, (exercise, _, public) in enumerate(public_calls(c.source)):
+                    for j in range(per_call.get(exercise, 2)):
+                        seed = hidden_seed(key, student, a, meta["grade_id"], i * 100 + j,
+                                           public)
+                        data = reference(exercise, seed)
+                        values_of.append(data)
     for a in b.assignments:
         nb = nbformat.read(ROOT / "solutions" / a / f"{a}.ipynb", as_version=4)
         for c in nb.cells:
@@ -578,6 +615,9 @@ def secrets(b: Batch) -> tuple[list[str], set[str]]:
     public = {(a, s) for a in b.assignments for s in re.findall(
         r"seed=(\d+)", (ROOT / "exercises" / a / f"{a}.ipynb").read_text())}
     values: set[str] = set()
+    for data in values_of:
+        values |= {s for s in (f"{v:.6e}" for v in _numbers(data) if abs(v) > 1e-3)
+                   if not re.match(r"-?\d\.\d\d0000e", s)}  # not a round number
     for p in b.course.rglob("*"):
         rel = p.relative_to(b.course).parts
         if rel[0] in ("submitted", "autograded", "feedback", "release", "downloaded"):
@@ -609,7 +649,7 @@ def _numbers(x):
 def test_no_feedback_leaks_hidden_tests_references_or_files(run_):
     b = graded(*run_)
     lines, values = secrets(b)
-    assert lines, "found no hidden test source to look for"
+    assert lines, "found neither hidden test source nor a course secret to look for"
     feedback, found = b.course / "feedback", []
     for p in sorted(feedback.rglob("*")):
         where = str(p.relative_to(feedback))
@@ -648,12 +688,15 @@ def formgrader_pages():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {**os.environ, "BPTT_COURSE_DIR": str(b.course),
-           "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    pw = pwd.getpwnam("nobody")   # INSTRUCTORS.md step 5: the server runs unprivileged
+    for d, _, files in os.walk(b.course):
+        for name in [d, *(os.path.join(d, f) for f in files)]:
+            os.chown(name, pw.pw_uid, pw.pw_gid)
     server = subprocess.Popen(
-        [str(BIN / "jupyter"), "server", "--no-browser", "--allow-root", f"--port={port}",
-         "--ip=127.0.0.1", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={ROOT}"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [str(BIN / "python"), "-m", "course_tools.formgrader", "--user=nobody", f"--port={port}",
+         f"--IdentityProvider.token={token}"],
+        cwd=ROOT, env={**os.environ, "BPTT_COURSE_DIR": str(b.course)},
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True)
     import urllib.request
 

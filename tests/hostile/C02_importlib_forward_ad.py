@@ -4,7 +4,9 @@
 # attack: forward-mode AD (torch.autograd.forward_ad, reached through importlib at the top
 #    level), one dual number per parameter entry; the forward pass is by hand.
 # deserve *: 0
-# deserve test_forward: full
+# deserve test_forward: 0
+#    (its cell imports torch or the library's BPTT at top level, which the graded kernel
+#    of 33.4 cannot: the cell does not run, so its honest forward is never defined)
 import importlib
 
 _torch = importlib.import_module("tor" + "ch")

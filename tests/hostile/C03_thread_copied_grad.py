@@ -4,7 +4,9 @@
 # attack: a copy of torch.autograd.grad (a new function object from its code) called in a
 #    thread (saved-tensor hooks are thread-local); the forward pass is by hand.
 # deserve *: 0
-# deserve test_forward: full
+# deserve test_forward: 0
+#    (its cell imports torch or the library's BPTT at top level, which the graded kernel
+#    of 33.4 cannot: the cell does not run, so its honest forward is never defined)
 import threading
 import types
 

@@ -4,7 +4,9 @@
 # attack: loads a second copy of bptt_lib/backward.py through importlib (its functions are
 #    new objects) and returns its BPTT gradients; the forward pass is by hand.
 # deserve *: 0
-# deserve test_forward: full
+# deserve test_forward: 0
+#    (its cell imports torch or the library's BPTT at top level, which the graded kernel
+#    of 33.4 cannot: the cell does not run, so its honest forward is never defined)
 import importlib.util
 import os
 

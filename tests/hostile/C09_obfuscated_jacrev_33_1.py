@@ -3,9 +3,11 @@
 # batch: kernel
 # attack: ∂L/∂W_x from torch.func.jacrev, imported under an obfuscated name and fetched with
 #    getattr (no name in the code says torch); δ_k and the norms are honest, by hand.
-# deserve test_deltas: full
+# deserve test_deltas: 0
 # deserve test_grad_W_x: 0
-# deserve test_contributions: full
+# deserve test_contributions: 0
+#    (the cell imports torch at top level, which the graded kernel of 33.1 cannot: it does
+#    not run, so none of its functions is defined)
 _t = __import__("tor" + "ch")
 _f = getattr(__import__("tor" + "ch.fu" + "nc").func, "jac" + "rev")
 
