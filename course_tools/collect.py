@@ -5,9 +5,10 @@ whatever the student uploaded is inside their folder. `LmsExtractor` unpacks eac
 by member: a member with an absolute path or `..`, a link or special file, or more bytes than
 `c.Intake` allows is skipped and named in a warning; every file is created new, mode 0644.
 `LmsFolderCollector` then takes the student id from the top-level folder (never from a file name
-the student chose) and the assignment's notebook from it whatever its name. A folder with several
-notebooks, or a folder name that is not an id, is that student's problem only: it is named in a
-warning and nothing of it is collected.
+the student chose) and the assignment's notebook from it whatever its name (of several, the one
+named like the release's notebook). A folder with several notebooks none of which is so named, or
+a folder name that is not an id, is that student's problem only: it is named in a warning and
+nothing of it is collected.
 """
 
 import os
@@ -105,7 +106,7 @@ class LmsFolderCollector(FileNameCollectorPlugin):
     def _survey(self, extracted):
         """Every top-level folder's student id and notebooks; warns of each one that cannot be
         collected, and why."""
-        folders = {}
+        folders, name = {}, f"{self.parent.coursedir.assignment_id}.ipynb"
         for folder in sorted(os.listdir(extracted)):
             top = os.path.join(extracted, folder)
             if not stat.S_ISDIR(os.lstat(top).st_mode):
@@ -120,6 +121,11 @@ class LmsFolderCollector(FileNameCollectorPlugin):
             if not (student and STUDENT_ID.fullmatch(student)):
                 self.log.warning("Skipped folder %r: no student id in its name", folder)
                 student = None
+            elif len(notebooks) > 1 and [n for n in notebooks if os.path.basename(n) == name]:
+                # several: the one named like the assignment's notebook is the submission
+                notebooks = [n for n in notebooks if os.path.basename(n) == name][:1]
+                self.log.warning("Student %s: several notebooks in their folder; took %s",
+                                 student, os.path.relpath(notebooks[0], top))
             elif len(notebooks) != 1:
                 self.log.warning(
                     "Skipped student %s: %d notebooks in their folder (%s), one expected",

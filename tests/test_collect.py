@@ -24,14 +24,16 @@ def _link(z, name, target):
 def test_identity_is_the_lms_folder_and_no_upload_touches_a_classmate(tmp_path):
     archive = tmp_path / "downloaded" / A / "archive"
     archive.mkdir(parents=True)
-    own = {s: f'{{"student": "{s}"}}'.encode() for s in ("ana", "ben", "mal", "eve")}
+    own = {s: f'{{"student": "{s}"}}'.encode() for s in ("ana", "ben", "mal", "eve", "zed")}
     with zipfile.ZipFile(archive / "lms-download.zip", "w") as z:
         z.writestr(f"ana/{A}.ipynb", own["ana"])
         z.writestr("ben/My Notebook (1).ipynb", own["ben"])          # any name: still ben's
         z.writestr(f"mal/ana--{A}.ipynb", own["mal"])                # named like a classmate's
         z.writestr("mal/notes.txt", "not a notebook")
-        z.writestr(f"eve/{A}.ipynb", own["eve"])                     # two notebooks: eve's
-        z.writestr(f"eve/sub/ana--{A}.ipynb", b"forged")             # problem only
+        z.writestr(f"eve/{A}.ipynb", own["eve"])                     # two notebooks: the one
+        z.writestr(f"eve/sub/ana--{A}.ipynb", b"forged")             # named like the release
+        z.writestr("zed/a.ipynb", own["zed"])                        # two, neither: zed's
+        z.writestr("zed/b.ipynb", own["zed"])                        # problem only
         z.writestr(f"eve/../ana/{A}.ipynb", b"forged")               # out of eve's folder
         z.writestr(f"../ana/{A}.ipynb", b"forged")
         z.writestr(f"/abs/ana/{A}.ipynb", b"forged")
@@ -47,8 +49,10 @@ def test_identity_is_the_lms_folder_and_no_upload_touches_a_classmate(tmp_path):
     submitted = tmp_path / "submitted"
     got = {p.relative_to(submitted).as_posix(): p.read_bytes()
            for p in submitted.rglob("*") if p.is_file()}
-    assert got == {f"{s}/{A}/{A}.ipynb": own[s] for s in ("ana", "ben", "mal")}, run.stderr
-    for said in ("Skipped student eve: 2 notebooks", f"Skipped eve/../ana/{A}.ipynb",
+    assert got == {f"{s}/{A}/{A}.ipynb": own[s] for s in ("ana", "ben", "mal", "eve")}, \
+        run.stderr
+    for said in ("Skipped student zed: 2 notebooks", "Student eve: several notebooks",
+                 f"Skipped eve/../ana/{A}.ipynb",
                  f"Skipped ../ana/{A}.ipynb", "a link or special file",
                  f"Skipped /abs/ana/{A}.ipynb", f"Skipped kim/{A}.ipynb",
                  "over the 100000 bytes per file", "Skipped folder '..hidden'"):
