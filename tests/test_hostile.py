@@ -689,6 +689,7 @@ def formgrader_pages():
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     pw = pwd.getpwnam("nobody")   # INSTRUCTORS.md step 5: the server runs unprivileged
+    os.chown(b.course.parent, pw.pw_uid, pw.pw_gid)  # (its canary stays root's, 0600)
     for d, _, files in os.walk(b.course):
         for name in [d, *(os.path.join(d, f) for f in files)]:
             os.chown(name, pw.pw_uid, pw.pw_gid)

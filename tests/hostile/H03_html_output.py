@@ -7,4 +7,4 @@
 # %% append
 from IPython.display import HTML, display
 
-display(HTML("<b>plot</b><script>/* hostileH03 */ fetch('/api/kernels')</script>"))
+display(HTML("<b>plot hostileH03</b><script>/* hostileH03 */ fetch('/api/kernels')</script>"))
