@@ -100,7 +100,8 @@ def stand_in_33_5(theta):
 
 def call(request: dict, namespace: dict):
     """Run one request against the notebook's `namespace`: {"value": …} with what the function
-    returned, or {"raised": type, "message": …}; "params" the .grad of any Parameters sent."""
+    returned, or {"raised": type, "message": …, "classes": its type's MRO}; "params" the .grad
+    of any Parameters sent."""
     args = [decode(a) for a in request.get("args", [])]
     kwargs = {k: decode(v) for k, v in request.get("kwargs", {}).items()}
     sent = [a for a in request.get("args", []) if isinstance(a, dict) and "objects" in a]
@@ -118,7 +119,8 @@ def call(request: dict, namespace: dict):
     try:
         out = {"value": encode(fn(*args, **kwargs))}
     except BaseException as e:  # noqa: BLE001 — KeyboardInterrupt is the cell's time limit
-        out = {"raised": type(e).__name__, "message": str(e)[:2000]}
+        out = {"raised": type(e).__name__, "message": str(e)[:2000],
+               "classes": [c.__name__ for c in type(e).__mro__]}  # a ValueError subclass too
     finally:
         for name, own in swapped.items():
             namespace[name] = own

@@ -580,7 +580,7 @@ def test_nothing_comes_back_from_the_sandbox(run_):
 
 
 def secrets(b: Batch) -> tuple[list[str], set[str]]:
-    """(hidden-test source lines and the course secret, hidden reference values rounded to 7
+    """(hidden-test source lines and the course secret, hidden reference values rounded to 9
     significant digits: the references of every student's hidden inputs, recomputed here from
     the course secret for the exercises without training runs, and any JSON in the course)."""
     lines, values_of = [], []
@@ -616,8 +616,8 @@ def secrets(b: Batch) -> tuple[list[str], set[str]]:
         r"seed=(\d+)", (ROOT / "exercises" / a / f"{a}.ipynb").read_text())}
     values: set[str] = set()
     for data in values_of:
-        values |= {s for s in (f"{v:.6e}" for v in _numbers(data) if abs(v) > 1e-3)
-                   if not re.match(r"-?\d\.\d\d0000e", s)}  # not a round number
+        values |= {s for s in (f"{v:.8e}" for v in _numbers(data) if abs(v) > 1e-3)
+                   if not re.match(r"-?\d\.\d\d000000e", s)}  # not a round number
     for p in b.course.rglob("*"):
         rel = p.relative_to(b.course).parts
         if rel[0] in ("submitted", "autograded", "feedback", "release", "downloaded"):
@@ -632,8 +632,8 @@ def secrets(b: Batch) -> tuple[list[str], set[str]]:
                 data = json.loads(p.read_text())
             except (ValueError, UnicodeDecodeError):
                 continue
-            values |= {s for s in (f"{v:.6e}" for v in _numbers(data) if abs(v) > 1e-3)
-                       if not re.match(r"-?\d\.\d\d0000e", s)}  # not a round number
+            values |= {s for s in (f"{v:.8e}" for v in _numbers(data) if abs(v) > 1e-3)
+                       if not re.match(r"-?\d\.\d\d000000e", s)}  # not a round number
     return lines, values
 
 
