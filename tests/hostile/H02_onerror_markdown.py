@@ -4,4 +4,4 @@
 # attack: answers honestly; its discussion holds an <img onerror=...> handler.
 # deserve *: full
 # %% markdown discussion
-# Eigenvalues decide it (hostileH02). <img src="x" onerror="/* hostileH02 */ fetch('/formgrader/api/')">
+# hostileH02 decides it. <img src="x" onerror="/* hostileH02 */ fetch('/formgrader/api/')">
