@@ -15,25 +15,15 @@ from . import inkernel, judge
 from .judge import CONFIG_33_3, CONFIG_33_5, TOL, TOL_BY_HAND, GradingFailure  # noqa: F401
 
 
-class InProcess:
+class InProcess(judge.Channel):
     """`judge.Student` for the notebook this runs in: its functions, called here."""
 
     def __init__(self, namespace: dict):
         self.namespace = namespace
 
-    def _answer(self, fn, args, kwargs, stand_in=()):
-        request = {"args": list(args), "kwargs": kwargs, "stand_in": list(stand_in)}
-        request.update({"handle": fn.handle} if isinstance(fn, judge.Handle) else {"name": fn})
-        out = json.loads(json.dumps(inkernel.call(json.loads(json.dumps(request)),
-                                                  self.namespace)))
-        return judge.result_of(out, getattr(fn, "handle", fn))
-
-    def call(self, fn, *args, stand_in=(), **kwargs):
-        return self._answer(fn, args, kwargs, stand_in)[0]
-
-    def call_on_params(self, fn, params):
-        value, grads = self._answer(fn, [params], {})
-        return value, grads[0]
+    def _send(self, request, name):
+        return json.loads(json.dumps(inkernel.call(json.loads(json.dumps(request)),
+                                                   self.namespace)))
 
 
 def _namespace() -> dict:

@@ -81,16 +81,13 @@ def hidden_seed(secret: bytes, student: str, notebook: str, cell: str, i: int,
     return seed - seed % 2 + parity % 2
 
 
-class KernelStudent:
+class KernelStudent(judge.Channel):
     """`judge.Student` over the kernel of `client`: one probe cell per call, at `index`."""
 
     def __init__(self, client, index):
         self.client, self.index = client, index
 
-    def _answer(self, fn, args, kwargs, stand_in=()):
-        request = {"args": list(args), "kwargs": kwargs, "stand_in": list(stand_in)}
-        request.update({"handle": fn.handle} if isinstance(fn, judge.Handle) else {"name": fn})
-        name = "the function it returned" if isinstance(fn, judge.Handle) else fn
+    def _send(self, request, name):
         probe = new_code_cell("__import__('bptt_grading.inkernel', fromlist=['answer'])"
                               f".answer({json.dumps(request)!r})")
         self.client.execute_cell(probe, self.index, store_history=False)
@@ -103,19 +100,9 @@ class KernelStudent:
             judge.fail(f"no answer from {name}(…) arrived from the notebook's kernel (did a "
                        "cell above fail, or the kernel stop?)")
         try:
-            out = json.loads(answers[0])
-            return judge.result_of(out, name)
-        except (ValueError, TypeError, KeyError, RecursionError):
+            return json.loads(answers[0])
+        except (ValueError, RecursionError):
             judge.fail(f"the answer from {name}(…) could not be read")
-
-    def call(self, fn, *args, stand_in=(), **kwargs):
-        return self._answer(fn, args, kwargs, stand_in)[0]
-
-    def call_on_params(self, fn, params):
-        value, grads = self._answer(fn, [params], {})
-        if len(grads) != 1:
-            judge.fail("the transform's gradients did not come back")
-        return value, grads[0]
 
 
 class VerdictExecute(Execute):
