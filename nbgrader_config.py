@@ -27,6 +27,7 @@ from nbgrader.preprocessors import (
 from course_tools.contracts import MethodCheck
 from course_tools.instructor import (
     CourseCsvExport,
+    DropUnreleasedCells,
     FeedbackClearHiddenTests,
     autograde_hook,
     quiet_upstream_warnings,
@@ -113,7 +114,8 @@ c.OverwriteCells.add_missing_cells = True   # a deleted grade cell is put back a
 c.Execute.timeout = 30                       # per cell: an infinite loop costs 30 s, not the batch
 c.Execute.interrupt_on_timeout = True
 c.Autograde.sanitize_preprocessors = [
-    ClearOutput, DropDuplicateIds, OverwriteKernelspec, OverwriteCells, CheckCellMetadata]
+    ClearOutput, DropDuplicateIds, DropUnreleasedCells, OverwriteKernelspec, OverwriteCells,
+    CheckCellMetadata]
 c.Autograde.autograde_preprocessors = [
     SurvivingExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput,
     MethodCheck, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]

@@ -6,13 +6,15 @@ import os
 import stat
 import sys
 import warnings
+from functools import partial
 
 from nbconvert.writers import FilesWriter
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.converters import Autograde
 from nbgrader.converters.base import NbGraderException
 from nbgrader.plugins import CsvExportPlugin
-from nbgrader.preprocessors import ClearHiddenTests
+from nbgrader.preprocessors import ClearHiddenTests, NbGraderPreprocessor
+from nbgrader.utils import parse_utc
 from traitlets import Integer, List, Unicode
 from traitlets.config import Configurable
 
@@ -92,6 +94,41 @@ class Intake(Configurable):
         return Limits(self.max_file_size, self.max_submission_size, self.max_files)
 
 
+class DropUnreleasedCells(NbGraderPreprocessor):
+    """A cell whose nbgrader metadata names a cell the release does not have (a grade cell of the
+    student's own making, a released cell's id changed) becomes an ordinary cell: it earns
+    nothing, and nbgrader does not fail the whole notebook over a grade cell missing from the
+    gradebook. A released cell so renamed is then missing, and OverwriteCells puts it back."""
+
+    def preprocess(self, nb, resources):
+        info = resources["nbgrader"]
+        with Gradebook(info["db_url"]) as gb:
+            released = {c.name for c in gb.find_notebook(info["notebook"],
+                                                          info["assignment"]).source_cells}
+        for cell in nb.cells:
+            grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+            if "nbgrader" in cell.metadata and grade_id not in released:
+                self.log.warning("Cell %r is not in the release: graded as an ordinary cell",
+                                 grade_id)
+                del cell.metadata["nbgrader"]
+        return nb, resources
+
+
+def submission_time(coursedir, path):
+    """The time in `path`/timestamp.txt, or None when there is none or it is no time: nbgrader
+    itself ignores an empty one, but fails the whole submission over one it cannot parse."""
+    name = os.path.join(path, "timestamp.txt")
+    if not os.path.lexists(name):
+        return None
+    with open(name, "rb") as f:  # a regular file within Intake: SafeAutograde checked the tree
+        text = f.read().decode("utf-8", "replace").strip()
+    try:
+        return parse_utc(text) if text else None
+    except (ValueError, OverflowError):
+        coursedir.log.warning("Ignored %s: %r is not a time", name, text[:80])
+        return None
+
+
 class FreshFilesWriter(FilesWriter):
     """FilesWriter for a notebook result: whatever is at the result's path (a link included) is
     removed, never followed, and the result is written as a new file (O_EXCL | O_NOFOLLOW)."""
@@ -115,6 +152,8 @@ class SafeAutograde(Autograde):
     def __init__(self, **kw):
         super().__init__(**kw)
         self.writer = FreshFilesWriter(parent=self, config=self.config)
+        # a timestamp.txt that is no time is ignored with a warning, not fatal to the student
+        self.coursedir.get_existing_timestamp = partial(submission_time, self.coursedir)
 
     def init_destination(self, assignment_id, student_id):
         submitted = self.coursedir.format_path(self.coursedir.submitted_directory, ".", ".")

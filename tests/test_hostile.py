@@ -506,15 +506,7 @@ def test_the_corpus_covers_every_class():
         assert (CORPUS / "honest" / f"{a.assignment}.py").exists(), a.name
 
 
-# Known gaps, not yet closed (the issue tracker has them): such a submission fails as a whole
-# instead of getting its honest cells' points.
-NOT_YET = {
-    "F02_forged_grade_cell": "a grade cell the release does not have aborts the notebook's "
-                             "grading (nbgrader: no such grade cell in the gradebook)",
-    "F06_bad_timestamp": "a timestamp.txt that is no date aborts the notebook's grading",
-}
-GRADED = [pytest.param(a, path, id=f"{a.name}-{path}", marks=[pytest.mark.xfail(
-              strict=True, reason=NOT_YET[a.name])] if a.name in NOT_YET else [])
+GRADED = [pytest.param(a, path, id=f"{a.name}-{path}")
           for a in ATTACKS for path in ("parallel", "serial") if path == "parallel" or a.cls == "D"]
 
 

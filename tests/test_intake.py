@@ -101,6 +101,23 @@ def test_write_tree_never_writes_through_an_existing_path(tmp_path):
     assert not (tmp_path / "none").exists()
 
 
+def test_a_timestamp_that_is_no_time_is_ignored_and_a_real_one_is_read(tmp_path):
+    import datetime
+    import logging
+
+    from nbgrader.coursedir import CourseDirectory
+
+    from course_tools.instructor import submission_time
+
+    coursedir = CourseDirectory(log=logging.getLogger("test"))
+    assert submission_time(coursedir, tmp_path) is None                      # none
+    for junk in ("the day after tomorrow, 25:61", "", "\xff\xfe", "9" * 40):
+        (tmp_path / "timestamp.txt").write_text(junk)
+        assert submission_time(coursedir, tmp_path) is None, junk
+    (tmp_path / "timestamp.txt").write_text("2026-12-01 17:30:00.000000 UTC")
+    assert submission_time(coursedir, tmp_path) == datetime.datetime(2026, 12, 1, 17, 30)
+
+
 def test_the_autograded_notebook_replaces_a_link_instead_of_writing_through_it(tmp_path):
     from course_tools.instructor import FreshFilesWriter
 
