@@ -43,8 +43,9 @@ Checked per batch: each attacker's points; the classmate's full marks; the batch
 timeout; gradebook integrity and rows; the repository, submitted/, release/ and a root-only host
 file beside the course unchanged (everything but autograded/, feedback/, references/, the
 gradebook), disk use; autograded/ holding only the graded notebook and submitted plain files;
-feedback free of hidden-test source, hidden reference values (JSON in the course directory but
-for the public self-checks' seeds), files named *secret* there, the gradebook and the host file.
+feedback holding HTML and the student's own submitted files unchanged, free of hidden-test
+source, hidden reference values (JSON in the course directory but for the public self-checks'
+seeds), files named *secret* there, the gradebook and the host file.
 Class H: the formgrader's page of the submission, fetched over HTTP, has no live student markup.
 E04: no grader-side process (not a kernel) above 1 GiB.
 """
@@ -650,7 +651,11 @@ def test_no_feedback_leaks_hidden_tests_references_or_files(run_):
                 found.append(f"{where}: not a plain file")
             continue
         if p.suffix != ".html":
-            found.append(f"{where}: a file the grader collected")
+            # nbgrader returns the student's own files (their timestamp.txt) with the feedback
+            own = b.course / "submitted" / where
+            if not (own.is_file() and not own.is_symlink()
+                    and own.read_bytes() == p.read_bytes()):
+                found.append(f"{where}: a file the grader collected")
             continue
         text = html.unescape(p.read_text(errors="replace"))
         found += [f"{where}: hidden test source {line!r}" for line in lines if line in text][:1]
