@@ -443,8 +443,7 @@ def _medium_truncation_partly_learns(r):
             and f"median test accuracy {mid:.3f} (full BPTT {full:.3f})")
 
 
-# results: run_all(experiments.TRUNCATION_IN_FULL) ({key: EchoRuns}), with "costs":
-# truncation_costs() and "expectation": randomized_expectation()
+# results: experiments.truncation_in_full() ({key: EchoRuns}, "costs", "expectation")
 TRUNCATION_IN_FULL: list[Claim] = []
 _claim = _registry("33.6", TRUNCATION_IN_FULL)
 NEAR_CHANCE = 0.1  # "near chance": within 10 percentage points of it

@@ -547,6 +547,14 @@ def truncation_costs(Ks=(2, 4, 8, 16, 24, 32, 48, 64), *, batch: int = 32, repea
             "batch": batch, "hidden_size": config.hidden_size}
 
 
+def truncation_in_full(echo: dict | None = None, expectation: dict | None = None) -> dict:
+    """What claims.TRUNCATION_IN_FULL reads: the echo runs (run_all(TRUNCATION_IN_FULL)) with
+    "costs" (truncation_costs()) and "expectation" (randomized_expectation()); pass the parts
+    already computed."""
+    return {**(echo or run_all(TRUNCATION_IN_FULL)), "costs": truncation_costs(),
+            "expectation": expectation or randomized_expectation()}
+
+
 def biggest_spike(records: list[TrainRecord]) -> tuple[int, int, float]:
     """Of runs that solved the task at some epoch and lost it, the one whose test accuracy fell
     furthest after its largest gradient norm: (seed index, step of the spike, that drop)."""

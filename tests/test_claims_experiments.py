@@ -23,7 +23,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bptt_lib import claims, per_step_grad_norms, plots
+from bptt_lib import claims, experiments, per_step_grad_norms, plots
 from bptt_lib.experiments import (
     CHANCE_ACC,
     CHANCE_LOSS,
@@ -35,9 +35,7 @@ from bptt_lib.experiments import (
     TRUNCATION_IN_FULL,
     RememberFirstRun,
     initial_grad_norms,
-    randomized_expectation,
     run_all,
-    truncation_costs,
     unique_suffix_length,
     wilson_interval,
 )
@@ -68,8 +66,7 @@ def truncation():
 @pytest.fixture(scope="module")
 def truncation_in_full():
     """What 33.6's removed cell checks: the echo runs, the costs and the exact expectation."""
-    return {**run_all(TRUNCATION_IN_FULL), "costs": truncation_costs(),
-            "expectation": randomized_expectation()}
+    return experiments.truncation_in_full()
 
 
 # --- the pages' claims ------------------------------------------------------------------------
