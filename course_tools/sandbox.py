@@ -42,6 +42,7 @@ from traitlets.config import Configurable
 
 from course_tools import cgroups
 from course_tools.kernels import PromptKernelClient, PromptKernelManager
+from course_tools.relay import KernelRelay
 
 OPT_OUT_ENV = "COURSE_SANDBOX"
 WORKDIR = "/home/student"
@@ -107,8 +108,9 @@ class Sandbox(Configurable):
         help="What importing a hidden module says, after its name.",
     ).tag(config=True)
     max_message_size = Integer(
-        8 * 2**20, help="Largest ZMQ message part the grader accepts from a kernel, bytes: a "
-        "larger one is dropped unread and its cell gets an error."
+        8 * 2**20, help="Largest ZMQ message (all its parts together) the grader accepts from a "
+        "kernel, bytes: the connection is closed before a larger one is read (course_tools.relay), "
+        "and its cell gets an error."
     ).tag(config=True)
     readonly_paths = List(Unicode(), help="Further host paths bound read-only.").tag(config=True)
     readonly_env = List(
@@ -276,16 +278,25 @@ def private_dir():
     return tempfile.mkdtemp(prefix="k-", dir=RUN_DIR)
 
 
+_relays: dict[str, KernelRelay] = {}  # a sandboxed kernel's ipc prefix (its "ip") → its relay
+
+
 class BoundedSockets:
-    """Kernel-manager/client mixin: its ZMQ sockets drop any message part larger than
-    `Sandbox.max_message_size` before it is read into memory (zmq MAXMSGSIZE: the peer is
-    disconnected); a client (`watch`) also notices such disconnections (`dropped_messages`)."""
+    """Kernel-manager/client mixin: its ZMQ sockets reach a sandboxed kernel only through the
+    kernel's `KernelRelay`, which closes a connection on which the kernel sends a message larger
+    than `Sandbox.max_message_size` (all its parts together) before the message is read; a
+    client (`watch`) also notices such disconnections (`dropped_messages`)."""
 
     watch = False
 
+    def _make_url(self, channel):
+        relay = _relays.get(self.ip) if self.transport == "ipc" else None
+        if relay is None:
+            return super()._make_url(channel)
+        return relay.url(getattr(self, f"{channel}_port"))
+
     def _create_connected_socket(self, channel, identity=None):
         sock = self.context.socket(channel_socket_types[channel])
-        sock.setsockopt(zmq.MAXMSGSIZE, Sandbox(parent=self).max_message_size)
         sock.linger = 1000
         if identity:
             sock.identity = identity
@@ -320,7 +331,7 @@ class SandboxKernelClient(BoundedSockets, PromptKernelClient):
             mon.close(linger=0)
 
     def reconnect(self):
-        """New channels: zmq does not reconnect a socket that dropped an oversized message."""
+        """New channels, after a connection closed on an oversized message."""
         for name in ("shell", "iopub", "stdin", "hb", "control"):
             channel = getattr(self, f"_{name}_channel")
             if channel is not None and channel.is_alive():
@@ -392,6 +403,7 @@ class SandboxKernelManager(BoundedSockets, PromptKernelManager):
             await self._async_cleanup_resources()
             raise RuntimeError(f"kernel endpoints {bad or missing} in {self.ipc_dir} are not "
                                f"sockets of uid {self.sandbox_uid}: refusing to connect")
+        _relays[self.ip] = KernelRelay(self.ip, ports, self.sandbox.max_message_size)
 
     async def _async_interrupt_kernel(self):
         """Interrupt by message: a signal would hit bubblewrap, not the kernel."""
@@ -405,6 +417,8 @@ class SandboxKernelManager(BoundedSockets, PromptKernelManager):
         await super()._async_cleanup_resources(restart=restart)
         if restart:
             return
+        if (relay := _relays.pop(getattr(self, "ip", None), None)) is not None:
+            relay.close()
         if getattr(self, "cgroup", None) is not None:
             self.cgroup.remove()
             self.cgroup = None

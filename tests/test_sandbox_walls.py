@@ -321,7 +321,7 @@ from traitlets.config import Config
 from course_tools.sandbox import SandboxExecute
 c = Config()
 c.Sandbox.max_message_size = int(sys.argv[1])
-nb = new_notebook(cells=[new_code_cell("print('x' * 300_000_000)"), new_code_cell("print('next')")])
+nb = new_notebook(cells=[new_code_cell(sys.argv[2]), new_code_cell("print('next')")])
 nb.metadata.kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 SandboxExecute(config=c, output_limit=10**9, timeout=120).preprocess(nb, {})
@@ -331,10 +331,19 @@ print("outputs", [[o.get("ename") or o.get("text") for o in cell.outputs] for ce
 """
 
 
-def test_a_huge_message_is_dropped_before_it_is_read(tmp_path):
-    run = subprocess.run([sys.executable, "-c", GRADER, str(2**20)], capture_output=True,
-                         text=True, timeout=300, cwd=assignment_dir(tmp_path, "sq"))
+# one part of 300 MB; 60 parts of 7 MiB each, every one under the limit (ZMQ's own MAXMSGSIZE
+# limits parts only, and ZMQ delivers a multipart message whole: 420 MiB in the grader)
+FLOODS = {"one part": "print('x' * 300_000_000)",
+          "many parts": "k = get_ipython().kernel\n"
+                        "k.iopub_socket.send_multipart([b'x' * (7 << 20)] * 60)"}
+
+
+@pytest.mark.parametrize("flood", FLOODS)
+def test_a_huge_message_is_dropped_before_it_is_read(tmp_path, flood):
+    run = subprocess.run([sys.executable, "-c", GRADER, str(8 * 2**20), FLOODS[flood]],
+                         capture_output=True, text=True, timeout=300,
+                         cwd=assignment_dir(tmp_path, "sq"))
     assert run.returncode == 0, run.stderr[-3000:]
     grew = int(run.stdout.split("grew MiB")[1].split()[0])
-    assert grew < 100, run.stdout  # the 300 MB output would cost the grader 300+ MiB
+    assert grew < 100, run.stdout  # the flood would cost the grader 300+ MiB
     assert "outputs [['MessageTooLarge'], ['next\\n']]" in run.stdout
