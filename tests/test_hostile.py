@@ -47,7 +47,7 @@ feedback holding HTML and the student's own submitted files unchanged, free of h
 source, hidden reference values (JSON in the course directory but for the public self-checks'
 seeds), files named *secret* there, the gradebook and the host file.
 Class H: the formgrader's page of the submission, fetched over HTTP, has no live student markup.
-E04: no grader-side process (not a kernel) above 1 GiB.
+E04, E05: no grader-side process (not a kernel) above 1 GiB.
 """
 
 from __future__ import annotations
