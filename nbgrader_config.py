@@ -140,10 +140,10 @@ c.GenerateFeedback.preprocessors = [FeedbackClearHiddenTests, GetGrades,
 from course_tools.sandbox import configure  # noqa: E402
 
 configure(c)
-# What a graded kernel may import: the library, and of the grading code only its in-kernel side
-# (the references stay with the grader); in 33.1 and 33.4 neither torch nor the library's BPTT.
+# What a graded kernel may import: the library and the students' grading package (the grader's
+# course_tools, references included, is not in the sandbox); in 33.1 and 33.4 neither torch nor
+# the library's BPTT.
 from course_tools.sandbox import BY_HAND  # noqa: E402
 
 c.Sandbox.packages = ["bptt_lib", "bptt_grading"]
-c.Sandbox.hidden_modules = {"*": ["bptt_grading.references"],
-                            "ex33_1_wx_gradient": BY_HAND, "ex33_4_manual_bptt": BY_HAND}
+c.Sandbox.hidden_modules = {"ex33_1_wx_gradient": BY_HAND, "ex33_4_manual_bptt": BY_HAND}

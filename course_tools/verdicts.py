@@ -2,7 +2,7 @@
 
 `VerdictExecute` is nbgrader's Execute, except for the autograded grade cells: their source (the
 public self-checks) is never sent to the kernel. For each, the grader draws the student's hidden
-seeds from the course secret, computes the references here (`bptt_grading.references`), asks the
+seeds from the course secret, computes the references here (`course_tools.references`), asks the
 kernel only for the values of the student's functions on those inputs (one probe per call:
 `bptt_grading.inkernel.answer`, whose one output of type MIME is the only thing read back),
 judges them here (`bptt_grading.judge`) and writes the verdict as the cell's only output: none
@@ -136,7 +136,7 @@ class VerdictExecute(Execute):
 
     def judge_cell(self, cell, resources, index):
         """Judge every public call of the cell on hidden seeds; raise GradingFailure if wrong."""
-        from bptt_grading.references import reference
+        from course_tools.references import reference
 
         calls = public_calls(cell.source)
         if not calls:

@@ -353,7 +353,7 @@ def _id(case):
 def test_hidden_inputs_are_per_student_and_stay_in_the_grader(graded):
     """The course secret is the grader's (0600, in the course directory); the hidden seeds it
     draws differ between students; no feedback shows the secret or a hidden reference value."""
-    from bptt_grading.references import reference
+    from course_tools.references import reference
     from course_tools.verdicts import course_secret, hidden_seed
 
     path = graded.course / "grading_secret"

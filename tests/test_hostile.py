@@ -579,7 +579,7 @@ def secrets(b: Batch) -> tuple[list[str], set[str]]:
     lines, values_of = [], []
     key_file = b.course / "grading_secret"
     if key_file.is_file():
-        from bptt_grading.references import reference
+        from course_tools.references import reference
         from course_tools.verdicts import VerdictExecute, hidden_seed, public_calls
 
         key = key_file.read_bytes()

@@ -13,12 +13,14 @@ import subprocess
 import sys
 import urllib.request
 import zipfile
+from pathlib import Path
 
 import pytest
 from test_browser import browser, local_only, servers  # noqa: F401  (fixtures)
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
+ROOT = Path(__file__).resolve().parents[1]
 ASSIGNMENTS = ("ex33_1_wx_gradient", "ex33_2_linear_rnn", "ex33_3_hidden_size",
                "ex33_4_manual_bptt", "ex33_5_norm_rescaling")
 
@@ -81,8 +83,11 @@ def test_the_wheel_holds_the_library_only(site):
     # what the students' notebooks import: the library and the public self-checks
     for module in ("rnn", "backward", "jacobians", "tasks", "training", "checks"):
         assert f"bptt_lib/{module}.py" in names, module
-    for module in ("inkernel", "judge", "references", "selfcheck"):
+    for module in ("inkernel", "judge", "selfcheck"):
         assert f"bptt_grading/{module}.py" in names, module
+    # the self-checks' references as data, for the public seeds only: no protocol, no autograd
+    assert "bptt_grading/public_references.json" in names
+    assert not [n for n in names if "course_tools" in n or n.endswith("references.py")], names
     # the page: "Python 3.11 or newer", "with NumPy, matplotlib and PyTorch 2.13.0"
     metadata = zipfile.ZipFile(wheels[0]).read(
         wheels[0].name.split("-py3")[0] + ".dist-info/METADATA").decode()
@@ -123,6 +128,28 @@ def test_downloaded_notebooks_run_in_a_fresh_venv(page, fresh_venv, tmp_path):
         assert result["ran"], f"{path.name}: not even the set-up cell ran: {stop}"
         assert stop is not None and "NotImplementedError" in stop["ename"] + stop["evalue"], \
             f"{path.name}: stopped at cell {stop and stop['cell']} before an unanswered one: {stop}"
+
+        # answered (the instructor's solutions in the answer cells): every cell runs, and every
+        # self-check passes against the references the wheel ships for the public seeds
+        answered = tmp_path / f"answered-{path.name}"
+        answered.write_text(json.dumps(with_solutions(json.loads(path.read_text()), path.stem)))
+        run = subprocess.run([str(fresh_venv), "-c", RUN_PUBLIC_CELLS, str(answered),
+                              str(tmp_path)], capture_output=True, text=True, cwd=tmp_path)
+        assert run.returncode == 0, run.stderr[-3000:]
+        assert json.loads(run.stdout.splitlines()[-1])["stop"] is None, (path.name, run.stdout)
+
+
+def with_solutions(nb: dict, name: str) -> dict:
+    """The student notebook `nb` of assignment `name` with its answer cells' source taken from
+    solutions/."""
+    source = json.loads((ROOT / "solutions" / name / f"{name}.ipynb").read_text())
+    answers = {c["metadata"]["nbgrader"]["grade_id"]: c["source"] for c in source["cells"]
+               if c["metadata"].get("nbgrader", {}).get("solution")}
+    for c in nb["cells"]:
+        meta = c["metadata"].get("nbgrader", {})
+        if meta.get("solution") and c["cell_type"] == "code":
+            c["source"] = answers[meta["grade_id"]]
+    return nb
 
 
 def test_setup_cell_without_the_library_says_what_to_install(page, tmp_path):

@@ -17,9 +17,9 @@ import torch
 
 import bptt_lib
 from bptt_grading import inkernel, judge
-from bptt_grading.references import reference
 from bptt_grading.selfcheck import InProcess
 from course_tools.contracts import BY_HAND, by_hand_violation
+from course_tools.references import reference
 from course_tools.verdicts import course_secret, hidden_seed, public_calls
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -247,6 +247,31 @@ def test_every_grade_cell_names_its_checks():
                 calls = public_calls("".join(c["source"]))
                 assert calls and all(e == path.stem[:6] for e, _, _ in calls), meta["grade_id"]
                 assert not re.search("HIDDEN|grading_references", "".join(c["source"]))
+
+
+def _close(a, b, rel=1e-5) -> bool:
+    """Same structure, same ints and strings, floats within `rel` (other CPU kernels differ by
+    ~3e-7 in the short training runs of 33.3 and 33.5)."""
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_close(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return isinstance(b, list) and len(a) == len(b) and all(map(_close, a, b))
+    if isinstance(a, float) and isinstance(b, float):
+        return abs(a - b) <= rel * max(abs(a), abs(b)) or a == b or (a != a and b != b)
+    return type(a) is type(b) and a == b
+
+
+def test_the_shipped_public_references_are_the_graders_for_the_notebooks_seeds():
+    """bptt_grading/public_references.json (what the students' self-checks judge against) holds
+    exactly the seeds the notebooks' check calls use, each the grader's reference for it."""
+    from course_tools.references import public
+
+    used = {(e, seed) for path in sorted((ROOT / "exercises").glob("*/*.ipynb"))
+            for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"
+            for e, _, seed in public_calls("".join(c["source"]))}
+    shipped = json.loads((ROOT / "bptt_grading" / "public_references.json").read_text())
+    assert {(e, int(s)) for e in shipped for s in shipped[e]} == used
+    assert _close(shipped, public()), "regenerate: python -m course_tools.references --public"
 
 
 # ---- a contract's method, checked in the submitted source (course_tools/contracts.py)

@@ -1,10 +1,13 @@
-"""The inputs and autograd references of the graded exercises, per (exercise, seed).
+"""The inputs and autograd references of the graded exercises, per (exercise, seed): the
+grader's, never the students'.
 
-Computed where the judges run: in the grader, outside any sandbox, on the hidden seeds of each
-student (course_tools/verdicts.py); in the student's notebook on the public ones (selfcheck).
-Never inside a graded kernel: the sandbox hides this module (course_tools/sandbox.py).
+Computed in the grader, outside any sandbox, on the hidden seeds of each student
+(course_tools/verdicts.py). The students' self-checks read the references of the public seeds
+from bptt_grading/public_references.json, which this module writes: neither the notebooks'
+protocols nor the autograd references reach a student's machine or a graded kernel.
 
-    reference(exercise, seed) -> dict      python -m bptt_grading.references ex33_4 0 1
+    reference(exercise, seed) -> dict      python -m course_tools.references ex33_4 0 1
+    python -m course_tools.references --public > bptt_grading/public_references.json
 """
 
 from __future__ import annotations
@@ -16,8 +19,8 @@ from functools import cache
 import numpy as np
 import torch
 
-from .inkernel import stand_in_33_5
-from .judge import CONFIG_33_3, CONFIG_33_5
+from bptt_grading.inkernel import stand_in_33_5
+from bptt_grading.judge import CONFIG_33_3, CONFIG_33_5
 
 
 def _protocol_33_3(hidden_size: int, seed: int):
@@ -163,6 +166,7 @@ def _ref_33_5(seed: int) -> dict:
             "stand_in_loss": _protocol_33_5(stand_in_33_5(theta), seed).loss}
 
 
+PUBLIC_SEEDS = {"ex33_1": (0,), "ex33_2": (0,), "ex33_3": (0,), "ex33_4": (0, 1), "ex33_5": (0,)}
 REFERENCES = {"ex33_1": _ref_33_1, "ex33_2": _ref_33_2, "ex33_3": _ref_33_3,
               "ex33_4": _ref_33_4, "ex33_5": _ref_33_5}
 
@@ -174,5 +178,14 @@ def reference(exercise: str, seed: int) -> dict:
     torch.set_num_threads(1)
     return json.loads(json.dumps(REFERENCES[exercise](seed)))  # plain lists, as a kernel sends
 
+def public() -> dict:
+    """{exercise: {seed: reference}} for the seeds of the notebooks' self-checks (PUBLIC_SEEDS)."""
+    return {ex: {str(seed): reference(ex, seed) for seed in seeds}
+            for ex, seeds in PUBLIC_SEEDS.items()}
+
+
 if __name__ == "__main__":
-    print(json.dumps([reference(sys.argv[1], int(seed)) for seed in sys.argv[2:]]))
+    if sys.argv[1:] == ["--public"]:
+        print(json.dumps(public(), indent=1, sort_keys=True))
+    else:
+        print(json.dumps([reference(sys.argv[1], int(seed)) for seed in sys.argv[2:]]))
