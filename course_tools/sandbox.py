@@ -403,6 +403,8 @@ class SandboxKernelManager(BoundedSockets, PromptKernelManager):
             await self._async_cleanup_resources()
             raise RuntimeError(f"kernel endpoints {bad or missing} in {self.ipc_dir} are not "
                                f"sockets of uid {self.sandbox_uid}: refusing to connect")
+        if (old := _relays.pop(self.ip, None)) is not None:  # a restarted kernel's
+            old.close()
         _relays[self.ip] = KernelRelay(self.ip, ports, self.sandbox.max_message_size)
 
     async def _async_interrupt_kernel(self):
