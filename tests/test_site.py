@@ -104,6 +104,10 @@ def test_no_unresolved_glue_or_roles(site):
         leftovers = re.findall(r"\{glue[^}]*\}|\{(?:eq|ref|numref|prf:ref|cite:[pt])\}`", text)
         assert not leftovers, f"{name}: unrendered roles {leftovers[:3]}"
         assert not re.search(r"glue.{0,40}(not found|error)", text, re.I), name
+        # a glued NumPy scalar shows its repr ("np.int64(7)"), not its value
+        numpy_reprs = re.findall(r"np\.\w+\([^)]*\)", " ".join(
+            s.get_text() for s in page(site.student, name).select("span.pasted-text")))
+        assert not numpy_reprs, f"{name}: glued NumPy reprs {numpy_reprs[:3]}"
 
 
 def test_two_builds_give_the_same_numbers_and_figures(site):
