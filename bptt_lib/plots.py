@@ -151,7 +151,7 @@ def remember_first_figure(runs: dict, chance_acc: float) -> Figure:
     top.set(xticks=range(len(runs)), xticklabels=[str(T) for T in runs], ylim=(0, 1.16),
             xlabel="sequence length T", ylabel="final accuracy",
             title="Every seed's final accuracy (above: seeds that solve)")
-    top.legend(loc="lower left")
+    _legend_below(top, ncol=3)  # inside, "chance" sat on the chance line
     _chance(bottom, chance_acc)
     bottom.set(title="Test accuracy per epoch (median over seeds; seeds faint)",
                xlabel="epoch", ylabel="test accuracy", ylim=(0, 1.05))
@@ -263,7 +263,7 @@ def truncation_figure(runs: dict, chance_acc: float) -> Figure:
     _legend_below(top, ncol=5)
     bottom.set(title="Every seed's final accuracy", xticks=range(len(runs)), xticklabels=labels,
                ylabel="final accuracy", ylim=(0, 1.05))
-    bottom.legend(loc="lower left")
+    _legend_below(bottom, ncol=3)
     fig.tight_layout()
     return fig
 
