@@ -352,6 +352,13 @@ def test_everything_is_numbered_as_chapter_33(site):
     numbers = [s.get_text() for name in toc_pages()
                for s in page(site.student, name).select("span.eqno")]
     assert numbers and all(re.fullmatch(r"\(33\.\d+\)#?", n.strip()) for n in numbers), numbers[:5]
+    # "(33.3)" is an equation's number: prose names a section otherwise ("§33.3")
+    for name in toc_pages():
+        soup = page(site.student, name)
+        for number in soup.select("span.eqno, a.reference"):
+            number.decompose()
+        bare = re.findall(r"\(33\.\d+\)", visible_text(soup))
+        assert not bare, f"{name}: {bare} read as equation numbers but are not"
 
 
 # Pages whose code a reader sees must show the mathematics, not the book's own checks.
