@@ -9,7 +9,9 @@ Modules, by the chapter's concepts:
   truncation — truncated BPTT with a loss at every step: chunks, BPTT(k2; k1), randomized
   checks     — relative errors and explained comparisons against autograd
   style      — the chapter's palette and matplotlib style
-  grading    — the checks behind the graded exercises 33.1–33.5
+  plots, graph, interactive — the pages' figures, the computational graph, 33.3's widget
+  experiments, claims — the pages' runs, and the claims of their prose, checked at build time
+The self-checks of the graded exercises 33.1–33.5 are the package bptt_grading.
 Only rnn, backward and jacobians are needed for NumPy work; torch is imported when a torch
 part is used.
 """

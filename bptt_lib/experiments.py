@@ -302,7 +302,7 @@ class Runs:
 
     @property
     def n_solved(self) -> int:
-        return sum(solves(a) for a in self.final("test_acc"))
+        return int(sum(solves(a) for a in self.final("test_acc")))
 
     @property
     def n(self) -> int:

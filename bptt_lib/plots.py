@@ -151,7 +151,7 @@ def remember_first_figure(runs: dict, chance_acc: float) -> Figure:
     top.set(xticks=range(len(runs)), xticklabels=[str(T) for T in runs], ylim=(0, 1.16),
             xlabel="sequence length T", ylabel="final accuracy",
             title="Every seed's final accuracy (above: seeds that solve)")
-    top.legend(loc="lower left")
+    _legend_below(top, ncol=3)  # inside, "chance" sat on the chance line
     _chance(bottom, chance_acc)
     bottom.set(title="Test accuracy per epoch (median over seeds; seeds faint)",
                xlabel="epoch", ylabel="test accuracy", ylim=(0, 1.05))
@@ -183,13 +183,13 @@ def spike_figure(record, median_norm: float, chance_acc: float) -> Figure:
     """One seed's run with a gradient spike: ‖g‖ per step (top) and test accuracy per epoch."""
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(COLUMN, 5.6))
     top.semilogy(record.grad_norm, color=RED, lw=0.8)
-    top.axhline(median_norm, color=GRAY, ls=":", lw=1.2, label="median over the run")
-    top.set(title=r"Gradient norm $\|g\|$ per Adam step (one seed)", xlabel="step",
+    top.axhline(median_norm, color=GRAY, ls=":", lw=1.2)
+    # the key in the title: a spike may rise anywhere, under any legend
+    top.set(title=r"Gradient norm $\|g\|$ per Adam step (dotted: median)", xlabel="step",
             ylabel=r"$\|g\|$")
-    top.legend(loc="upper left")
     bottom.plot(record.test_acc, color=BLUE, lw=1.8)
     _chance(bottom, chance_acc)
-    bottom.set(title="Test accuracy per epoch (the same seed)", xlabel="epoch",
+    bottom.set(title="Test accuracy per epoch (dashed: chance)", xlabel="epoch",
                ylabel="test accuracy", ylim=(0, 1.05))
     fig.tight_layout()
     return fig
@@ -263,7 +263,7 @@ def truncation_figure(runs: dict, chance_acc: float) -> Figure:
     _legend_below(top, ncol=5)
     bottom.set(title="Every seed's final accuracy", xticks=range(len(runs)), xticklabels=labels,
                ylabel="final accuracy", ylim=(0, 1.05))
-    bottom.legend(loc="lower left")
+    _legend_below(bottom, ncol=3)
     fig.tight_layout()
     return fig
 

@@ -127,7 +127,7 @@ def test_page_renders_offline(browser, servers, edition, name):
     assert not seen["rawTex"], f"{name}: raw TeX delimiters left in the text"
 
 
-# --- reading: figure text size, opaque figures, listings within the column, the widget --------
+# --- reading: figure text size, opaque figures, listings and equations in the column, the widget
 
 MIN_TEXT_PX = 9   # the smallest legible text, in CSS pixels as shown
 READING = r"""() => {
@@ -139,12 +139,15 @@ READING = r"""() => {
     return {name: caption ? caption.textContent : p.textContent.split('\n')[0],
             overflow: p.scrollWidth - p.clientWidth};
   });
+  const math = [...document.querySelectorAll('article mjx-container[display="true"]')].map(m => ({
+    number: m.querySelector('mjx-labels')?.textContent || m.textContent.slice(0, 40),
+    overflow: m.scrollWidth - m.clientWidth}));
   const svgText = [...document.querySelectorAll('article svg text, article svg tspan')].map(t => {
     const svg = t.closest('svg');
     const scale = svg.getBoundingClientRect().width / svg.viewBox.baseVal.width;
     return {text: t.textContent, px: parseFloat(getComputedStyle(t).fontSize) * scale};
   });
-  return {images, listings, svgText};
+  return {images, listings, math, svgText};
 }"""
 
 
@@ -190,6 +193,13 @@ def test_listings_fit_the_column(reading, name):
     wide = {listing["name"]: listing["overflow"] for listing in reading[name]["listings"]
             if listing["overflow"] > 0}
     assert not wide, f"{name}: listings wider than the column (px) {wide}"
+
+
+@pytest.mark.parametrize("name", toc_pages())
+def test_display_math_fits_the_column(reading, name):
+    """No displayed equation is wider than the column (cut off under its number, or scrolled)."""
+    wide = {m["number"]: m["overflow"] for m in reading[name]["math"] if m["overflow"] > 0}
+    assert not wide, f"{name}: equations wider than the column (px) {wide}"
 
 
 WIDGET = "#sigma-sweep"

@@ -104,6 +104,10 @@ def test_no_unresolved_glue_or_roles(site):
         leftovers = re.findall(r"\{glue[^}]*\}|\{(?:eq|ref|numref|prf:ref|cite:[pt])\}`", text)
         assert not leftovers, f"{name}: unrendered roles {leftovers[:3]}"
         assert not re.search(r"glue.{0,40}(not found|error)", text, re.I), name
+        # a glued NumPy scalar shows its repr ("np.int64(7)"), not its value
+        numpy_reprs = re.findall(r"np\.\w+\([^)]*\)", " ".join(
+            s.get_text() for s in page(site.student, name).select("span.pasted-text")))
+        assert not numpy_reprs, f"{name}: glued NumPy reprs {numpy_reprs[:3]}"
 
 
 def test_two_builds_give_the_same_numbers_and_figures(site):
@@ -348,6 +352,13 @@ def test_everything_is_numbered_as_chapter_33(site):
     numbers = [s.get_text() for name in toc_pages()
                for s in page(site.student, name).select("span.eqno")]
     assert numbers and all(re.fullmatch(r"\(33\.\d+\)#?", n.strip()) for n in numbers), numbers[:5]
+    # "(33.3)" is an equation's number: prose names a section otherwise ("§33.3")
+    for name in toc_pages():
+        soup = page(site.student, name)
+        for number in soup.select("span.eqno, a.reference"):
+            number.decompose()
+        bare = re.findall(r"\(33\.\d+\)", visible_text(soup))
+        assert not bare, f"{name}: {bare} read as equation numbers but are not"
 
 
 # Pages whose code a reader sees must show the mathematics, not the book's own checks.
