@@ -361,12 +361,13 @@ def autograde(assignments, *, workers=None, scheduler=None, force=False, config_
         from nbgrader.api import Gradebook
 
         from course_tools.instructor import Intake
+        from course_tools.privileged import launcher
         from course_tools.sandbox import Sandbox, SandboxUnavailable
 
         coursedir, config, config_text = load_course(os.path.abspath(config_dir))
         if Sandbox(config=config).enabled:
             try:
-                Sandbox(config=config).check()  # refuse before grading anyone
+                launcher(Sandbox(config=config)).check()  # refuse before grading anyone
             except SandboxUnavailable as e:
                 raise CannotGrade(str(e)) from e
         batch = find_batch(coursedir, assignments, force)
@@ -483,6 +484,19 @@ def _workers(workers, scheduler):
             yield run
 
 
+def become_grader(config_dir):
+    """Started as root with the sandbox on: start the kernel launcher and run this command again
+    as the grading user (`course_tools.privileged`), before anything of a submission is read."""
+    from course_tools import privileged
+    from course_tools.sandbox import SandboxUnavailable
+
+    coursedir, config, _ = load_course(os.path.abspath(config_dir))
+    try:
+        privileged.become_grader(config, privileged.course_directory(coursedir))
+    except SandboxUnavailable as e:
+        raise CannotGrade(str(e)) from None
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m course_tools.autograde", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -504,6 +518,8 @@ def main(argv=None):
         p.error("--deadline must be positive")
     skip_iri_grammar()
     try:
+        if os.geteuid() == 0:
+            become_grader(args.config_dir)
         done = autograde(args.assignments or None, workers=args.workers,
                          scheduler=args.scheduler, force=args.force, config_dir=args.config_dir,
                          deadline=args.deadline)
