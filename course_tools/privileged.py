@@ -44,6 +44,7 @@ import struct
 import subprocess
 import sys
 import sysconfig
+import tempfile
 import threading
 import time
 
@@ -52,7 +53,8 @@ from course_tools.sandbox import Sandbox, SandboxUnavailable, private_dir
 ENV = "COURSE_SANDBOX_LAUNCHER"
 ASSIGNMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}\Z")
 CHANNELS = ("shell", "iopub", "stdin", "control", "hb")
-KERNEL = [sys.executable, "-m", "ipykernel_launcher", "-f"]  # + the connection file
+# what nbclient runs (no history thread, no history file), + the connection file
+KERNEL = [sys.executable, "-m", "ipykernel_launcher", "--HistoryManager.hist_file=:memory:", "-f"]
 MAX_REQUEST = 4096
 REQUESTS = {"check": {}, "start": {"assignment": str, "cpus": list}, "poll": {"id": int},
             "kill": {"id": int}}
@@ -226,10 +228,10 @@ def serve(listener, parent, kernels, uid):
         threading.Thread(target=handle, args=(conn,), daemon=True).start()
 
 
-def start_launcher(kernels, uid):
+def start_launcher(kernels, uid, home):
     """Fork the launcher (it keeps this process's root) for grading user `uid`; return its
-    socket's path. It ends when every process holding this process's end of a pipe has ended:
-    that end is inherited across exec."""
+    socket's path. It ends when every process holding this process's end of a pipe has ended
+    (that end is inherited across exec), removing directory `home` (the grading user's)."""
     directory = private_dir(kernels.gid)
     address = os.path.join(directory, "launcher")
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -243,7 +245,8 @@ def start_launcher(kernels, uid):
         try:
             serve(listener, parent, kernels, uid)
         finally:
-            shutil.rmtree(directory, ignore_errors=True)
+            for d in (directory, home):
+                shutil.rmtree(d, ignore_errors=True)
             os._exit(0)
     os.close(parent)
     listener.close()
@@ -323,7 +326,10 @@ def become_grader(config, course):
     if os.geteuid() != 0 or not sandbox.enabled:
         return
     user = grading_user(sandbox, course)
-    os.environ[ENV] = start_launcher(Kernels(sandbox, user.pw_gid), user.pw_uid)
+    home = tempfile.mkdtemp(prefix="grader-")  # (IPython, matplotlib, jupyter write there)
+    os.chown(home, user.pw_uid, user.pw_gid)
+    os.environ.update({ENV: start_launcher(Kernels(sandbox, user.pw_gid), user.pw_uid, home),
+                       "HOME": home})
     command = as_user(user, [sys.executable, *sys.orig_argv[1:]])
     sys.stdout.flush()
     sys.stderr.flush()
