@@ -230,8 +230,9 @@ def serve(listener, parent, kernels, uid):
 
 def start_launcher(kernels, uid, home):
     """Fork the launcher (it keeps this process's root) for grading user `uid`; return its
-    socket's path. It ends when every process holding this process's end of a pipe has ended
-    (that end is inherited across exec), removing directory `home` (the grading user's)."""
+    socket's path and this process's end of a pipe (inherited across exec): the launcher ends
+    when every process holding that end has closed it, removing directory `home` (the grading
+    user's)."""
     directory = private_dir(kernels.gid)
     address = os.path.join(directory, "launcher")
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -251,7 +252,7 @@ def start_launcher(kernels, uid, home):
     os.close(parent)
     listener.close()
     os.set_inheritable(child_end, True)
-    return address
+    return address, child_end
 
 
 class Client:
@@ -328,8 +329,8 @@ def become_grader(config, course):
     user = grading_user(sandbox, course)
     home = tempfile.mkdtemp(prefix="grader-")  # (IPython, matplotlib, jupyter write there)
     os.chown(home, user.pw_uid, user.pw_gid)
-    os.environ.update({ENV: start_launcher(Kernels(sandbox, user.pw_gid), user.pw_uid, home),
-                       "HOME": home})
+    address, _ = start_launcher(Kernels(sandbox, user.pw_gid), user.pw_uid, home)
+    os.environ.update({ENV: address, "HOME": home})
     command = as_user(user, [sys.executable, *sys.orig_argv[1:]])
     sys.stdout.flush()
     sys.stderr.flush()

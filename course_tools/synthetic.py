@@ -7,6 +7,7 @@ gradebook. A submission is the released notebook with its answer cell replaced.
 
 import json
 import os
+import pwd
 import shutil
 import subprocess
 import sys
@@ -18,16 +19,22 @@ TIMESTAMP = "2026-01-15 12:00:00.000000 UTC"
 GRADER = "bptt-grader"  # the unprivileged user grading runs as when started by root
 
 
-def give_to_grader(course):
-    """As root: make `course` (created if missing) and everything in it the grading user's
-    (GRADER, created as a system user if missing), and let that user reach it (o+x on the
-    directories above it), as INSTRUCTORS.md's one-time set-up asks. Otherwise nothing."""
-    os.makedirs(course, exist_ok=True)
-    if os.geteuid() != 0:
-        return
+def grading_user():
+    """The pwd entry of GRADER, created as a system user if missing (needs root)."""
     if subprocess.run(["id", "-u", GRADER], capture_output=True).returncode:
         subprocess.run(["useradd", "--system", "--no-create-home", "--shell",
                         "/usr/sbin/nologin", GRADER], check=True)
+    return pwd.getpwnam(GRADER)
+
+
+def give_to_grader(course):
+    """As root: make `course` (created if missing) and everything in it the grading user's
+    (`grading_user`), and let that user reach it (o+x on the directories above it), as
+    INSTRUCTORS.md's one-time set-up asks. Otherwise nothing."""
+    os.makedirs(course, exist_ok=True)
+    if os.geteuid() != 0:
+        return
+    grading_user()
     subprocess.run(["chown", "-R", f"{GRADER}:", course], check=True)
     d = os.path.dirname(os.path.abspath(course))
     while d != "/":
