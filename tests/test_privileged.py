@@ -55,11 +55,15 @@ def _tree(top):
 
 def _watch(proc):
     """Sample the command's processes until it ends: (grading processes seen, kernels seen,
-    offenders). The launcher is the command's one root Python child; it and everything below
-    it (cgroup shell, prlimit, bwrap, the kernels) are its side; bwrap itself is the top."""
+    offenders), once the command runs as bwrap (the grading user's mount namespace) over the
+    grading process. The launcher is the command's one root Python child; it and everything
+    below it (cgroup shell, prlimit, bwrap, the kernels) are its side."""
     graders, kernels, offenders = set(), set(), []
     while proc.poll() is None:
+        time.sleep(0.1)
         procs, parents = _tree(proc.pid)
+        if procs.get(proc.pid, {}).get("Name") != "bwrap":  # not yet (or no longer) dropped
+            continue
         launchers = {p for p, s in procs.items() if parents[p] == proc.pid and
                      s["Uid"].split()[0] == "0" and s["Name"].startswith("python")}
         side = set(launchers)
@@ -70,13 +74,12 @@ def _watch(proc):
                 if int(s["Uid"].split()[0]) >= Sandbox().uid_base:
                     kernels.add(pid)
                 continue
-            if pid == proc.pid or s["Name"] in ("bwrap", "setpriv"):
+            if s["Name"] in ("bwrap", "setpriv"):
                 continue
             if set(s["Uid"].split()) & {"0"} or int(s["CapEff"], 16):
                 offenders.append((pid, s["Name"], s["Uid"], s["CapEff"]))
             else:
                 graders.add(pid)
-        time.sleep(0.1)
     return graders, kernels, offenders
 
 
