@@ -15,6 +15,9 @@ Workers are local processes (`--workers`, default: the machine's cores), started
 else so their imports overlap this process's and, from 2 up to as many as there are CPUs, each
 pinned to a CPU of its own with the kernels it starts; or, with `--scheduler`, the workers of a
 running Dask distributed cluster, which need the same Python environment but no shared filesystem.
+Started as root with the sandbox on, the command first becomes the grading user
+(`course_tools.privileged`): this process, the workers and their children run unprivileged and
+get their kernels from the kernel launcher, the only process left with root.
 
 Submission files are read and written without following links (`course_tools.safefiles`): a
 submission with a link, a special file or too many bytes is refused. Each job runs in a child of

@@ -1,4 +1,5 @@
-"""The one process of grading that keeps root: the kernel launcher.
+"""The one process of grading that keeps root: the kernel launcher (not `launcher.py`, which
+runs inside each sandbox).
 
 A grading command started as root with the sandbox on (`nbgrader ...` through `configure(c)`,
 `python -m course_tools.autograde`) calls `become_grader` before it reads any student data: it

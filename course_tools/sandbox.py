@@ -13,9 +13,14 @@ address space, CPU time, processes and file size. Grader side, `SandboxExecute` 
 output, each ZMQ message (before decoding) and each notebook's wall-clock time, and grades a
 notebook whose kernel died.
 
-Hook it into a course with `configure(c)` at the end of `nbgrader_config.py`. Opt out (grade
-unsandboxed, e.g. on a machine without bubblewrap) only explicitly: `c.Sandbox.enabled = False`
-or the environment variable `COURSE_SANDBOX=off`.
+Kernels are started and ended by the kernel launcher (`course_tools/privileged.py`), the only
+process of grading that keeps root: `nbgrader` and `python -m course_tools.autograde` started as
+root run as the grading user (`Sandbox.grader_user`, or the course directory's owner).
+
+Hook it into a course with `configure(c)` as the last line of `nbgrader_config.py`. Opt out
+(grade unsandboxed, e.g. on a machine without bubblewrap) only explicitly:
+`c.Sandbox.enabled = False` or the environment variable `COURSE_SANDBOX=off`; then everything
+runs as the user who started the command.
 """
 
 import asyncio
