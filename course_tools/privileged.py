@@ -39,6 +39,7 @@ import re
 import secrets
 import select
 import shutil
+import signal
 import socket
 import stat
 import struct
@@ -100,16 +101,20 @@ class Kernels:
         env = {**os.environ, "NBGRADER_EXECUTION": "autograde"}
         with self.lock:
             kernel_id = next(self.ids)
+        group = None
         try:
             group = self.sandbox.cgroup(cpus)
+            cmd = group.enter_command(self.sandbox.command(
+                [*self.kernel, connection_file], assignment, ipc, directory, env, uid))
+            with open(os.path.join(directory, "kernel.log"), "wb") as log:
+                process = subprocess.Popen(cmd, cwd=directory, stdin=subprocess.DEVNULL,
+                                           stdout=log, stderr=subprocess.STDOUT,
+                                           start_new_session=True)
         except BaseException:
+            if group is not None:
+                group.remove()
             shutil.rmtree(directory, ignore_errors=True)
             raise
-        cmd = group.enter_command(self.sandbox.command(
-            [*self.kernel, connection_file], assignment, ipc, directory, env, uid))
-        with open(os.path.join(directory, "kernel.log"), "wb") as log:
-            process = subprocess.Popen(cmd, cwd=directory, stdin=subprocess.DEVNULL, stdout=log,
-                                       stderr=subprocess.STDOUT, start_new_session=True)
         self.running[kernel_id] = Kernel(process, group, directory)
         try:
             self._seal(ipc, uid, [f"{info['ip']}-{n}" for n in range(1, len(CHANNELS) + 1)],
@@ -145,7 +150,9 @@ class Kernels:
 
     def kill(self, id):
         """Kill the kernel and everything left in its groups; remove them and its directory."""
-        kernel = self.running.pop(id)
+        kernel = self.running.pop(id, None)
+        if kernel is None:  # (ended by its connection and by the command's end at once)
+            return {}
         kernel.process.kill()
         kernel.process.wait()
         kernel.group.remove()
@@ -244,6 +251,7 @@ def start_launcher(kernels, uid, home):
     parent, child_end = os.pipe()
     if os.fork() == 0:
         os.close(child_end)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # ^C ends the grading processes, then this
         try:
             serve(listener, parent, kernels, uid)
         finally:
