@@ -67,6 +67,8 @@ class LauncherError(RuntimeError):
 
 
 class Kernel:
+    """One running kernel: its process (prlimit -> bwrap), cgroup and private directory."""
+
     def __init__(self, process, group, directory):
         self.process, self.group, self.directory = process, group, directory
 
