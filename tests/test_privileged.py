@@ -180,8 +180,9 @@ def test_the_launcher_refuses_malformed_requests(launcher):
 
 
 def test_the_grading_user_gets_kernels_and_others_get_nothing(launcher):
-    """As the grading user: start a kernel, connect to its shell socket, kill it; as another
-    user, the launcher hangs up; one connection cannot poll another's kernel."""
+    """As the grading user: start a kernel, connect to its shell socket, kill it; one
+    connection cannot poll another's kernel; a kernel left running dies with its connection. As
+    another user: no connection at all."""
     address, user = launcher
     read, write = os.pipe()
     if os.fork() == 0:  # the grading user
@@ -203,6 +204,7 @@ def test_the_grading_user_gets_kernels_and_others_get_nothing(launcher):
                 report["other"] = _ask(other, {"op": "poll", "id": started["id"]})
             client.kill(started["id"])
             report["gone"] = not os.path.exists(info["ip"] + "-1")
+            report["left"] = client.start("sq", sorted(os.sched_getaffinity(0)))["connection"]
         except Exception as e:
             report["error"] = repr(e)
         os.write(write, json.dumps(report).encode())
@@ -211,8 +213,14 @@ def test_the_grading_user_gets_kernels_and_others_get_nothing(launcher):
     with os.fdopen(read) as f:
         report = json.loads(f.read())
     os.wait()
+    left = report.pop("left", None)
     assert report == {"connected": True, "alive": True, "gone": True,
                       "other": {"error": f"LauncherError: unknown kernel id {1}"}}, report
+    left = left["ip"]
+    deadline = time.monotonic() + 30  # the kernel left running dies with its connection
+    while os.path.exists(os.path.dirname(left)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not os.path.exists(os.path.dirname(left))
     if os.fork() == 0:  # another unprivileged user: hung up on
         code = 1
         try:
