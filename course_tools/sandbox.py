@@ -53,7 +53,7 @@ from course_tools.kernels import PromptKernelClient, PromptKernelManager
 OPT_OUT_ENV = "COURSE_SANDBOX"
 WORKDIR = "/home/student"
 RUN_DIR = "/run/course-grading"  # root, 0711: a private directory per kernel and launcher
-TOOLS = "/opt/course-sandbox"  # in the sandbox: the launcher and the stubs of hidden modules
+TOOLS = "/opt/course-sandbox"  # in the sandbox: launcher.py and the stubs of hidden modules
 LAUNCHER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "launcher.py")
 BY_HAND = ["torch", "functorch", "torchgen", "sympy", "bptt_lib.backward"]
 
