@@ -41,10 +41,11 @@ site: $(STAMP)
 	  $(BIN)/jupyter-book build . --all -W -n --keep-going --path-output $(SITE_OUT)/_build/instructor
 
 ## Regenerate the committed student notebooks exercises/ from solutions/ (commit both), with a
-## throwaway gradebook: a term's course (and its release/) is not touched.
+## throwaway gradebook: a term's course (and its release/) is not touched. No student data and no
+## kernel: it runs as whoever runs make (COURSE_SANDBOX=off: no grading user, no launcher).
 exercises: $(STAMP)
 	course=$$(mktemp -d) && trap 'rm -rf "$$course"' EXIT && \
-	for a in $$(ls solutions); do BPTT_COURSE_DIR="$$course" PATH="$(CURDIR)/$(BIN):$$PATH" \
+	for a in $$(ls solutions); do BPTT_COURSE_DIR="$$course" PATH="$(CURDIR)/$(BIN):$$PATH" COURSE_SANDBOX=off \
 	  $(BIN)/nbgrader generate_assignment $$a --force \
 	  --CourseDirectory.release_directory="$(CURDIR)/exercises" || exit 1; done
 

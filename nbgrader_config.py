@@ -137,13 +137,13 @@ c.GenerateFeedback.preprocessors = [FeedbackClearHiddenTests, GetGrades,
 
 # --- sandbox: every student kernel runs in bubblewrap, no network, limits (INSTRUCTORS.md) ------
 # On by default; grading refuses if it cannot start. Opt out only explicitly: COURSE_SANDBOX=off.
-from course_tools.sandbox import configure  # noqa: E402
-
-configure(c)
 # What a graded kernel may import: the library and the students' grading package (the grader's
 # course_tools, references included, is not in the sandbox); in 33.1 and 33.4 neither torch nor
 # the library's BPTT.
-from course_tools.sandbox import BY_HAND  # noqa: E402
+from course_tools.sandbox import BY_HAND, configure  # noqa: E402
 
 c.Sandbox.packages = ["bptt_lib", "bptt_grading"]
 c.Sandbox.hidden_modules = {"ex33_1_wx_gradient": BY_HAND, "ex33_4_manual_bptt": BY_HAND}
+# Last: started as root, the command goes on as the course directory's owner from here (the
+# kernel launcher keeps root, with the settings above; INSTRUCTORS.md "Who runs as whom").
+configure(c)

@@ -15,6 +15,9 @@ Workers are local processes (`--workers`, default: the machine's cores), started
 else so their imports overlap this process's and, from 2 up to as many as there are CPUs, each
 pinned to a CPU of its own with the kernels it starts; or, with `--scheduler`, the workers of a
 running Dask distributed cluster, which need the same Python environment but no shared filesystem.
+Started as root with the sandbox on, the command first becomes the grading user
+(`course_tools.privileged`): this process, the workers and their children run unprivileged and
+get their kernels from the kernel launcher, the only process left with root.
 
 Submission files are read and written without following links (`course_tools.safefiles`): a
 submission with a link, a special file or too many bytes is refused. Each job runs in a child of
@@ -361,12 +364,13 @@ def autograde(assignments, *, workers=None, scheduler=None, force=False, config_
         from nbgrader.api import Gradebook
 
         from course_tools.instructor import Intake
+        from course_tools.privileged import launcher
         from course_tools.sandbox import Sandbox, SandboxUnavailable
 
         coursedir, config, config_text = load_course(os.path.abspath(config_dir))
         if Sandbox(config=config).enabled:
             try:
-                Sandbox(config=config).check()  # refuse before grading anyone
+                launcher(Sandbox(config=config)).check()  # refuse before grading anyone
             except SandboxUnavailable as e:
                 raise CannotGrade(str(e)) from e
         batch = find_batch(coursedir, assignments, force)
@@ -483,6 +487,19 @@ def _workers(workers, scheduler):
             yield run
 
 
+def become_grader(config_dir):
+    """Started as root with the sandbox on: start the kernel launcher and run this command again
+    as the grading user (`course_tools.privileged`), before anything of a submission is read."""
+    from course_tools import privileged
+    from course_tools.sandbox import SandboxUnavailable
+
+    coursedir, config, _ = load_course(os.path.abspath(config_dir))
+    try:
+        privileged.become_grader(config, privileged.course_directory(coursedir))
+    except SandboxUnavailable as e:
+        raise CannotGrade(str(e)) from None
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m course_tools.autograde", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -504,6 +521,8 @@ def main(argv=None):
         p.error("--deadline must be positive")
     skip_iri_grammar()
     try:
+        if os.geteuid() == 0:
+            become_grader(args.config_dir)
         done = autograde(args.assignments or None, workers=args.workers,
                          scheduler=args.scheduler, force=args.force, config_dir=args.config_dir,
                          deadline=args.deadline)

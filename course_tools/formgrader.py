@@ -5,19 +5,16 @@
 A Jupyter server with nbgrader's formgrader and nothing else. It has no kernel, terminal,
 contents, files, sessions or nbconvert API (nor the /files/ handler), so a page has nothing to
 run code or read files with; it runs unprivileged (started as root, it restarts itself as
-`--user` under bubblewrap, which only makes the Python installation reachable where it lies below
-a directory closed to that user, like a 0700 /root; it refuses to serve as root); and student
-content is sanitized after it is rendered: markdown (the written answers) through `safe_html`,
-HTML outputs through nbconvert's `sanitize_html`, which also drops JavaScript outputs. Other
-options are passed on to the server (e.g. `--IdentityProvider.token=…`).
+`--user` with `course_tools.privileged.as_user`, as grading does; it refuses to serve as root);
+and student content is sanitized after it is rendered: markdown (the written answers) through
+`safe_html`, HTML outputs through nbconvert's `sanitize_html`, which also drops JavaScript
+outputs. Other options are passed on to the server (e.g. `--IdentityProvider.token=…`).
 """
 
 import argparse
 import os
 import pwd
-import shutil
 import sys
-import sysconfig
 import tempfile
 
 import bleach
@@ -25,6 +22,8 @@ from jinja2 import pass_context
 from jupyter_server.serverapp import ServerApp
 from jupyter_server.services.contents.largefilemanager import AsyncLargeFileManager
 from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
+
+from course_tools.privileged import as_user
 
 FORMGRADER = "nbgrader.server_extensions.formgrader"
 TAGS = {"a", "abbr", "b", "blockquote", "br", "code", "dd", "del", "div", "dl", "dt", "em",
@@ -73,37 +72,6 @@ class FormgraderServer(ServerApp):
         self.jpserver_extensions = {FORMGRADER: True}
 
 
-def as_user(user, argv):
-    """The command running this module with `argv` as `user`: bubblewrap shows the host's file
-    system as it is, except that a directory `user` cannot enter (mode without o+x) on the way to
-    the Python installation is replaced by one holding only that installation (read-only); then
-    setpriv drops to `user` with no other groups and no way back to privileges."""
-    pw = pwd.getpwnam(user)
-    args, made, bound = ["--dev-bind", "/", "/"], set(), []
-    for path in sorted({sys.prefix, sys.base_prefix, sysconfig.get_paths()["stdlib"],
-                        os.path.dirname(os.path.realpath(sys.executable))}):
-        if any(path.startswith(b + "/") for b in bound):
-            continue
-        parts = path.split("/")
-        closed = next(("/".join(parts[:i]) for i in range(2, len(parts))
-                       if not os.stat("/".join(parts[:i])).st_mode & 0o001), None)
-        if closed is None:
-            continue
-        if closed not in made:
-            made.add(closed)
-            args += ["--perms", "0755", "--tmpfs", closed]
-        for i in range(len(closed.split("/")) + 1, len(parts)):
-            parent = "/".join(parts[:i])
-            if parent not in made:
-                made.add(parent)
-                args += ["--perms", "0755", "--dir", parent]
-        args += ["--ro-bind", path, path]
-        bound.append(path)
-    return [shutil.which("bwrap") or "bwrap", *args, "--die-with-parent", "--",
-            "setpriv", f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}", "--clear-groups",
-            "--no-new-privs", sys.executable, "-m", "course_tools.formgrader", *argv]
-
-
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m course_tools.formgrader", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -116,7 +84,9 @@ def main(argv=None):
             sys.exit("Refusing to serve the formgrader as root: give --user NAME (an "
                      "unprivileged user who can write the course's gradebook.db and its "
                      "directory).")
-        command = as_user(args.user, [f"--port={args.port}", f"--ip={args.ip}", *server_args])
+        command = as_user(pwd.getpwnam(args.user), [
+            sys.executable, "-m", "course_tools.formgrader", f"--port={args.port}",
+            f"--ip={args.ip}", *server_args])
         os.execvp(command[0], command)
     runtime = tempfile.mkdtemp(prefix="formgrader-")
     os.environ.update(JUPYTER_RUNTIME_DIR=runtime, HOME=runtime)

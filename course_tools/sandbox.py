@@ -13,9 +13,14 @@ address space, CPU time, processes and file size. Grader side, `SandboxExecute` 
 output, each ZMQ message (before decoding) and each notebook's wall-clock time, and grades a
 notebook whose kernel died.
 
-Hook it into a course with `configure(c)` at the end of `nbgrader_config.py`. Opt out (grade
-unsandboxed, e.g. on a machine without bubblewrap) only explicitly: `c.Sandbox.enabled = False`
-or the environment variable `COURSE_SANDBOX=off`.
+Kernels are started and ended by the kernel launcher (`course_tools/privileged.py`), the only
+process of grading that keeps root: `nbgrader` and `python -m course_tools.autograde` started as
+root run as the grading user (`Sandbox.grader_user`, or the course directory's owner).
+
+Hook it into a course with `configure(c)` as the last line of `nbgrader_config.py`. Opt out
+(grade unsandboxed, e.g. on a machine without bubblewrap) only explicitly:
+`c.Sandbox.enabled = False` or the environment variable `COURSE_SANDBOX=off`; then everything
+runs as the user who started the command.
 """
 
 import asyncio
@@ -24,15 +29,17 @@ import importlib.util
 import math
 import os
 import shutil
-import stat
+import signal
 import subprocess
 import sys
 import sysconfig
 import tempfile
 import time
+import uuid
 
 import zmq
 from jupyter_client.connect import channel_socket_types
+from jupyter_client.provisioning.provisioner_base import KernelProvisionerBase
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbclient.util import run_sync
 from nbformat.v4 import new_output
@@ -46,8 +53,8 @@ from course_tools.relay import KernelRelay
 
 OPT_OUT_ENV = "COURSE_SANDBOX"
 WORKDIR = "/home/student"
-RUN_DIR = "/run/course-sandbox"  # grader-only (root, 0700): each kernel's private directory
-TOOLS = "/opt/course-sandbox"  # in the sandbox: the launcher and the stubs of hidden modules
+RUN_DIR = "/run/course-grading"  # root, 0711: a private directory per kernel and launcher
+TOOLS = "/opt/course-sandbox"  # in the sandbox: launcher.py and the stubs of hidden modules
 LAUNCHER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "launcher.py")
 BY_HAND = ["torch", "functorch", "torchgen", "sympy", "bptt_lib.backward"]
 
@@ -111,6 +118,10 @@ class Sandbox(Configurable):
         8 * 2**20, help="Largest ZMQ message (all its parts together) the grader accepts from a "
         "kernel, bytes: the connection is closed before a larger one is read (course_tools.relay), "
         "and its cell gets an error."
+    ).tag(config=True)
+    grader_user = Unicode(
+        "", help="The unprivileged user everything but the kernel launcher runs as when grading "
+        "is started as root (course_tools.privileged); empty: the course directory's owner."
     ).tag(config=True)
     readonly_paths = List(Unicode(), help="Further host paths bound read-only.").tag(config=True)
     readonly_env = List(
@@ -238,10 +249,10 @@ class Sandbox(Configurable):
         return ["prlimit", *limits, "--", self.bwrap, *args, "--", *drop, cmd[0], launcher,
                 *cmd[1:]]
 
-    def cgroup(self):
-        """A new cgroup with this sandbox's limits (cgroups.CgroupUnavailable if none can be)."""
-        cpus = self.cpus or sorted(os.sched_getaffinity(0))
-        return cgroups.detect().create(self.memory_limit, self.pids_limit, cpus)
+    def cgroup(self, cpus):
+        """A new cgroup with this sandbox's limits on `cpus`, or on `Sandbox.cpus` when set
+        (cgroups.CgroupUnavailable if none can be made)."""
+        return cgroups.detect().create(self.memory_limit, self.pids_limit, self.cpus or cpus)
 
     def check(self):
         """Start a trivial sandbox; raise SandboxUnavailable with the reason if it cannot."""
@@ -249,7 +260,7 @@ class Sandbox(Configurable):
         d, group = private_dir(), None
         try:
             uid = self.uid_for(d)
-            group = self.cgroup()
+            group = self.cgroup(sorted(os.sched_getaffinity(0)))
             cmd = group.enter_command(self.command([sys.executable, "-c", probe], "check", d, d,
                                                    os.environ, uid))
             run = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
@@ -271,11 +282,15 @@ class Sandbox(Configurable):
             )
 
 
-def private_dir():
-    """A new directory only root can enter, under RUN_DIR (short: unix socket paths <= 107)."""
-    os.makedirs(RUN_DIR, mode=0o700, exist_ok=True)
-    os.chmod(RUN_DIR, 0o700)
-    return tempfile.mkdtemp(prefix="k-", dir=RUN_DIR)
+def private_dir(gid=0):
+    """A new directory under RUN_DIR (short: unix socket paths <= 107) that only root can
+    change and only root and group `gid` (the grading user's) can enter."""
+    os.makedirs(RUN_DIR, mode=0o711, exist_ok=True)
+    os.chmod(RUN_DIR, 0o711)
+    d = tempfile.mkdtemp(prefix="k-", dir=RUN_DIR)
+    os.chown(d, 0, gid)
+    os.chmod(d, 0o710)
+    return d
 
 
 _relays: dict[str, KernelRelay] = {}  # a sandboxed kernel's ipc prefix (its "ip") → its relay
@@ -341,14 +356,57 @@ class SandboxKernelClient(BoundedSockets, PromptKernelClient):
         self.start_channels()
 
 
+class LauncherProvisioner(KernelProvisionerBase):
+    """A kernel started, watched and ended by the launcher (`course_tools.privileged`), not by
+    this process: it runs the kernel command the launcher builds, in a sandbox of its own."""
+
+    kernel = None  # the launcher's id of the kernel
+
+    @property
+    def has_process(self):
+        return self.kernel is not None
+
+    async def pre_launch(self, **kw):
+        return {**await super().pre_launch(**kw), "cmd": []}
+
+    async def launch_kernel(self, cmd, **kw):
+        km = self.parent
+        assignment = os.path.basename(os.path.normpath(kw.get("cwd") or os.getcwd()))
+        reply = km.launcher.start(assignment, sorted(os.sched_getaffinity(0)))
+        self.kernel = reply["id"]
+        return reply["connection"]
+
+    async def poll(self):
+        return None if self.kernel is None else self.parent.launcher.poll(self.kernel)["status"]
+
+    async def wait(self):
+        while (status := await self.poll()) is None and self.kernel is not None:
+            await asyncio.sleep(0.01)
+        return status
+
+    async def send_signal(self, signum):
+        """Only ending signals (an interrupt goes by message): they kill the kernel."""
+        if signum in (signal.SIGKILL, signal.SIGTERM):
+            await self.kill()
+
+    async def kill(self, restart=False):
+        if self.kernel is not None:
+            self.parent.launcher.kill(self.kernel)
+            self.kernel = None
+
+    terminate = kill
+    cleanup = kill
+
+
 class SandboxKernelManager(BoundedSockets, PromptKernelManager):
     """A kernel manager whose kernel runs in `Sandbox`, connected over ZMQ ipc sockets.
 
-    Layout, all made by the grader: a private directory (root, 0700) holding the stubs and the
-    kernel's log, and in it `k/`, the only directory bound into the sandbox besides read-only
-    ones, where the kernel creates its sockets. Once they exist the grader makes `k/` its own
-    (root, 0755: the kernel can no longer add, remove or replace an entry) and checks with lstat
-    that each endpoint is a socket owned by the kernel's uid; only then does it connect.
+    The kernel is started and ended by the launcher (`course_tools.privileged`): the command's
+    own when grading was started as root, else this (root) process. Its sockets lie in a
+    directory of their own that the kernel made them in; the launcher then takes the directory
+    (root, 0755: the kernel can no longer add, remove or replace an entry), checks with lstat
+    that each endpoint is a socket owned by the kernel's uid, and gives them to the grading
+    user's group; only then does this process connect.
     """
 
     _checked = False
@@ -356,56 +414,24 @@ class SandboxKernelManager(BoundedSockets, PromptKernelManager):
     client_factory = Type(klass=SandboxKernelClient)
 
     async def _async_pre_start_kernel(self, **kw):
-        self.sandbox = Sandbox(parent=self)
+        from course_tools.privileged import launcher
+
+        self.launcher = launcher(Sandbox(parent=self))
         if not SandboxKernelManager._checked:
-            self.sandbox.check()
+            self.launcher.check()
             SandboxKernelManager._checked = True
-        self.private_dir = private_dir()
-        self.ipc_dir = os.path.join(self.private_dir, "k")
-        os.mkdir(self.ipc_dir, 0o700)
-        self.sandbox_uid = self.sandbox.uid_for(self.ipc_dir)
-        os.chown(self.ipc_dir, self.sandbox_uid, self.sandbox_uid)
-        self.transport = "ipc"
-        self.connection_file = os.path.join(self.ipc_dir, "kernel.json")
-        self.ip = os.path.join(self.ipc_dir, "k")
+        self.kernel_id = self.kernel_id or str(uuid.uuid4())
+        self.provisioner = LauncherProvisioner(kernel_id=self.kernel_id,
+                                               kernel_spec=self.kernel_spec, parent=self)
         return await super()._async_pre_start_kernel(**kw)
 
     async def _async_launch_kernel(self, kernel_cmd, **kw):
-        os.chmod(self.connection_file, 0o644)
-        assignment = os.path.basename(os.path.normpath(kw.get("cwd") or os.getcwd()))
-        kw["cwd"] = self.private_dir  # the kernel's own cwd is set inside the sandbox
-        self.cgroup = self.sandbox.cgroup()
-        cmd = self.cgroup.enter_command(self.sandbox.command(
-            kernel_cmd, assignment, self.ipc_dir, self.private_dir, kw.get("env", {}),
-            self.sandbox_uid))
-        with open(os.path.join(self.private_dir, "kernel.log"), "wb") as log:
-            await super()._async_launch_kernel(cmd, **kw, stdout=log, stderr=subprocess.STDOUT)
-        await self._seal_endpoints()
-
-    async def _seal_endpoints(self, timeout=60):
-        """Wait for the kernel's sockets, take `ipc_dir` from it, check each endpoint."""
-        ports = [self.shell_port, self.iopub_port, self.stdin_port, self.control_port,
-                 self.hb_port]
-        paths = [f"{self.ip}-{p}" for p in ports]
-        deadline = time.monotonic() + timeout
-        alive = True
-        while not all(os.path.lexists(p) for p in paths) and time.monotonic() < deadline:
-            if not (alive := await self.is_alive()):
-                break
-            await asyncio.sleep(0.01)
-        os.chown(self.ipc_dir, 0, 0)
-        os.chmod(self.ipc_dir, 0o755)
-        bad = [p for p in os.listdir(self.ipc_dir) if p != "kernel.json"
-               and not _socket_of(os.path.join(self.ipc_dir, p), self.sandbox_uid)]
-        missing = [p for p in paths if not os.path.lexists(p)]
-        if bad or (missing and alive):
-            await self._async_kill_kernel()
-            await self._async_cleanup_resources()
-            raise RuntimeError(f"kernel endpoints {bad or missing} in {self.ipc_dir} are not "
-                               f"sockets of uid {self.sandbox_uid}: refusing to connect")
+        self.load_connection_info(await self.provisioner.launch_kernel(kernel_cmd, **kw))
         if (old := _relays.pop(self.ip, None)) is not None:  # a restarted kernel's
             old.close()
-        _relays[self.ip] = KernelRelay(self.ip, ports, self.sandbox.max_message_size)
+        ports = [self.shell_port, self.iopub_port, self.stdin_port, self.control_port,
+                 self.hb_port]
+        _relays[self.ip] = KernelRelay(self.ip, ports, Sandbox(parent=self).max_message_size)
 
     async def _async_interrupt_kernel(self):
         """Interrupt by message: a signal would hit bubblewrap, not the kernel."""
@@ -416,24 +442,11 @@ class SandboxKernelManager(BoundedSockets, PromptKernelManager):
     interrupt_kernel = _async_interrupt_kernel
 
     async def _async_cleanup_resources(self, restart=False):
-        await super()._async_cleanup_resources(restart=restart)
-        if restart:
-            return
         if (relay := _relays.pop(getattr(self, "ip", None), None)) is not None:
             relay.close()
-        if getattr(self, "cgroup", None) is not None:
-            self.cgroup.remove()
-            self.cgroup = None
-        if hasattr(self, "private_dir"):
-            shutil.rmtree(self.private_dir, ignore_errors=True)
+        await super()._async_cleanup_resources(restart=restart)
 
     cleanup_resources = _async_cleanup_resources  # nbclient calls it directly for dead kernels
-
-
-def _socket_of(path, uid):
-    """Whether `path` itself (not what a link points at) is a socket owned by `uid`."""
-    st = os.lstat(path)
-    return stat.S_ISSOCK(st.st_mode) and st.st_uid == uid
 
 
 class NotebookTimeout(Exception):
@@ -573,15 +586,27 @@ def _error(ename, evalue):
 
 
 def configure(c):
-    """Turn the sandbox on for a course: call at the end of `nbgrader_config.py`.
+    """Turn the sandbox on for a course: call it last in `nbgrader_config.py`.
 
-    Every Execute (sub)class among the autograde preprocessors gets sandboxed kernels.
+    Every Execute (sub)class among the autograde preprocessors gets sandboxed kernels. In the
+    `nbgrader` command, started as root, it starts the kernel launcher and runs the command again
+    as the grading user (`course_tools.privileged.become_grader`), with the config as it is here;
+    it exits saying what to do when the course belongs to root.
     """
+    from nbgrader.apps.baseapp import NbGrader
     from nbgrader.converters import Autograde
+    from nbgrader.coursedir import CourseDirectory
+
+    from course_tools.privileged import become_grader, course_directory
 
     steps = (c.Autograde.autograde_preprocessors if "autograde_preprocessors" in c.Autograde
              else Autograde.class_traits()["autograde_preprocessors"].default())
     c.Autograde.autograde_preprocessors = [_sandboxed(s) for s in steps]
+    if NbGrader.initialized():  # an nbgrader command itself, not a program using the library
+        try:
+            become_grader(c, course_directory(CourseDirectory(config=c)))
+        except SandboxUnavailable as e:
+            raise SystemExit(str(e)) from None
 
 
 def _sandboxed(step):

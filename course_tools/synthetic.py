@@ -7,6 +7,7 @@ gradebook. A submission is the released notebook with its answer cell replaced.
 
 import json
 import os
+import pwd
 import shutil
 import subprocess
 import sys
@@ -15,6 +16,30 @@ import nbformat
 from nbformat.v4 import new_code_cell, new_notebook
 
 TIMESTAMP = "2026-01-15 12:00:00.000000 UTC"
+GRADER = "bptt-grader"  # the unprivileged user grading runs as when started by root
+
+
+def grading_user():
+    """The pwd entry of GRADER, created as a system user if missing (needs root)."""
+    if subprocess.run(["id", "-u", GRADER], capture_output=True).returncode:
+        subprocess.run(["useradd", "--system", "--no-create-home", "--shell",
+                        "/usr/sbin/nologin", GRADER], check=True)
+    return pwd.getpwnam(GRADER)
+
+
+def give_to_grader(course):
+    """As root: make `course` (created if missing) and everything in it the grading user's
+    (`grading_user`), and let that user reach it (o+x on the directories above it), as
+    INSTRUCTORS.md's one-time set-up asks. Otherwise nothing."""
+    os.makedirs(course, exist_ok=True)
+    if os.geteuid() != 0:
+        return
+    grading_user()
+    subprocess.run(["chown", "-R", f"{GRADER}:", course], check=True)
+    d = os.path.dirname(os.path.abspath(course))
+    while d != "/":
+        os.chmod(d, os.stat(d).st_mode | 0o001)
+        d = os.path.dirname(d)
 
 
 def _meta(grade_id, *, solution=False, points=None):
@@ -66,6 +91,7 @@ def make_course(base, assignments, config="", sandbox=True):
     with open(os.path.join(base, "nbgrader_config.py"), "w") as f:
         f.write(f'c = get_config()  # noqa: F821\nc.CourseDirectory.root = "course"\n'
                 f'c.CourseDirectory.course_id = "synthetic"\n{config}\n{hook if sandbox else ""}')
+    give_to_grader(os.path.join(base, "course"))
     for name, nb in assignments.items():
         for top in ("solutions", "course/source"):
             os.makedirs(os.path.join(base, top, name), exist_ok=True)
@@ -113,4 +139,5 @@ def outputs(base, assignment, student):
 def clone(base, dest):
     """Copy a whole synthetic class (to grade the same submissions two ways)."""
     shutil.copytree(base, dest)
+    give_to_grader(os.path.join(dest, "course"))
     return dest

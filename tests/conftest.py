@@ -7,6 +7,7 @@ missing or older than any source it is made from. `BPTT_SITE_OUT=<dir>` builds a
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 from dataclasses import dataclass
@@ -20,6 +21,16 @@ BUILD = Path(os.environ.get("BPTT_SITE_OUT", ROOT)).resolve() / "_build"
 os.environ.setdefault("BPTT_EXPERIMENT_CACHE", str(BUILD / "experiments"))
 SITE_SOURCES = ("_config.yml", "_toc.yml", "book", "bptt_lib", "exercises", "Makefile",
                 "pyproject.toml")
+
+
+def pytest_configure(config):
+    """As root, the tests' temporary directories lie in a base of this checkout's own, not in
+    /tmp/pytest-of-root: pytest closes that (0700) at the start of every session, of any
+    checkout, and the grading user must reach the courses the tests make
+    (`course_tools.synthetic.give_to_grader`)."""
+    if os.geteuid() == 0 and not config.option.basetemp:
+        tag = hashlib.sha256(str(ROOT).encode()).hexdigest()[:8]
+        config.option.basetemp = f"/tmp/bptt-pytest-{tag}"
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+from course_tools import synthetic
+
 ROOT = Path(__file__).resolve().parents[1]
 A = "ex33_5_norm_rescaling"
 CAP = 100_000
@@ -41,6 +43,7 @@ def test_identity_is_the_lms_folder_and_no_upload_touches_a_classmate(tmp_path):
         z.writestr(f"ana--{A}.ipynb", b"forged")                     # in no student's folder
         z.writestr(f"kim/{A}.ipynb", b"x" * (CAP + 1))               # over the per-file cap
         z.writestr(f"..hidden/{A}.ipynb", b"forged")                 # not a student id
+    synthetic.give_to_grader(tmp_path)
     run = subprocess.run(
         [sys.executable, "-m", "nbgrader", "zip_collect", A, f"--Intake.max_file_size={CAP}"],
         cwd=ROOT, env={**os.environ, "BPTT_COURSE_DIR": str(tmp_path)}, capture_output=True,

@@ -26,6 +26,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from course_tools import synthetic
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 ASSIGNMENTS = ("ex33_1_wx_gradient", "ex33_2_linear_rnn", "ex33_3_hidden_size",
@@ -179,7 +181,9 @@ CASES = [
     Case(A1, "blank", blank, ZERO[A1]),
     Case(A1, "wrong_shape", code(A1, ("return deltas(params, xs, target).T @ xs",
                                       "return xs.T @ deltas(params, xs, target)")),
-         {**FULL[A1], "test_grad_W_x": 0}, {"test_grad_W_x": "transposed?"}),
+         # a shape error on n_in != n_h ("transposed?"), else the transpose hint: the first
+         # hidden draw decides (square in ~15% of courses, by the course secret)
+         {**FULL[A1], "test_grad_W_x": 0}, {"test_grad_W_x": "transpose"}),
     Case(A1, "no_tanh_derivative", code(A1, (" * (1 - hs[k] ** 2)", "")),
          {**ZERO[A1]}, {"test_deltas": "multiply by the tanh derivative",
                         "test_grad_W_x": "derivative (1 − h_k²) is missing"}),
@@ -281,7 +285,8 @@ class Graded:
 
 def nbgrader(course: Path, *args: str) -> subprocess.CompletedProcess:
     """`.venv/bin/nbgrader ARGS` on `course`, with the venv not on PATH (nbgrader_config.py puts
-    it there for `alembic`)."""
+    it there for `alembic`). The course is the grading user's first (INSTRUCTORS.md set-up)."""
+    synthetic.give_to_grader(course)
     path = [p for p in os.environ.get("PATH", "").split(os.pathsep) if p and Path(p) != BIN]
     env = {**os.environ, "BPTT_COURSE_DIR": str(course), "PATH": os.pathsep.join(path)}
     return subprocess.run([str(BIN / "nbgrader"), *args], cwd=ROOT, env=env, capture_output=True,

@@ -77,6 +77,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from course_tools import synthetic
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 CORPUS = ROOT / "tests" / "hostile"
@@ -208,8 +210,8 @@ def _grader_rss(root_pid) -> int:
             status = Path(f"/proc/{pid}/status").read_text()
         except OSError:
             continue
-        if b"ipykernel" in cmd or b"bwrap" in cmd:
-            continue
+        if b"ipykernel" in cmd or (b"bwrap" in cmd and pid != root_pid):  # (the command runs
+            continue                                 # as bwrap over the grading user's process)
         rss = re.search(r"^VmRSS:\s+(\d+) kB", status, re.M)
         best = max(best, int(rss.group(1)) * 1024 if rss else 0)
         todo.extend(kids.get(pid, []))
@@ -217,7 +219,9 @@ def _grader_rss(root_pid) -> int:
 
 
 def run(course: Path, line: str, timeout: float = 600, watch: bool = False) -> Ran:
-    """One documented command, typed at the repository root with the venv active."""
+    """One documented command, typed at the repository root with the venv active, on a course
+    that is the grading user's (what the test placed in it, too)."""
+    synthetic.give_to_grader(course)
     env = {**os.environ, "BPTT_COURSE_DIR": str(course),
            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
     words = [str(course) + w[len("course"):] if w.startswith("course/") else w

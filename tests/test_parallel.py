@@ -41,7 +41,7 @@ def finish(base):
     """The steps after autograde: feedback for every student, and the CSV."""
     for assignment in SUBMITTED:
         synthetic.nbgrader(base, "generate_feedback", assignment)
-    synthetic.nbgrader(base, "export", "--to", os.path.join(base, "grades.csv"))
+    synthetic.nbgrader(base, "export", "--to", os.path.join(base, "course", "grades.csv"))
 
 
 def state(base):
@@ -96,7 +96,8 @@ def check_same_as_serial(serial_base, base):
     assert ours["sq2", "ana"]["notebooks"]["sq2"]["grades"]["test_hidden"]["auto_score"] == 1.0
     for step in ("autograded", "feedback"):
         same_tree(os.path.join(serial_base, "course", step), os.path.join(base, "course", step))
-    with open(os.path.join(serial_base, "grades.csv")) as a, open(f"{base}/grades.csv") as b:
+    with open(os.path.join(serial_base, "course", "grades.csv")) as a, \
+            open(os.path.join(base, "course", "grades.csv")) as b:
         assert a.read() == b.read()
 
 

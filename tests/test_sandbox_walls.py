@@ -4,7 +4,6 @@ all its processes, CPU set, process count) and the grader's message-size limit. 
 nbgrader: tests/test_sandbox.py."""
 
 import asyncio
-import json
 import os
 import subprocess
 import sys
@@ -12,10 +11,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from jupyter_client.kernelspec import KernelSpecManager
 from traitlets.config import Config
 
 from course_tools import cgroups
+from course_tools.privileged import Kernels
 from course_tools.sandbox import Sandbox, SandboxKernelManager
 
 
@@ -24,14 +23,12 @@ def sandbox_works():
     Sandbox().check()  # the hogs below are only safe inside the sandbox
 
 
-def run(code, cwd, config=None, timeout=120, spec_dir=None):
+def run(code, cwd, config=None, timeout=120):
     """Run `code` in a sandboxed kernel started in `cwd`; return (stdout text, error names, km)."""
     async def go():
-        extra = {"kernel_spec_manager": KernelSpecManager(kernel_dirs=[spec_dir]),
-                 "kernel_name": "fake"} if spec_dir else {"kernel_name": "python3"}
-        km = SandboxKernelManager(config=config or Config(), **extra)
+        km = SandboxKernelManager(config=config or Config(), kernel_name="python3")
         await km.start_kernel(cwd=str(cwd))
-        km.cgroup_dirs = list(km.cgroup.dirs)
+        km.cgroup_dirs = list(km.launcher.running[km.provisioner.kernel].group.dirs)
         kc = km.client()
         kc.start_channels()
         out, errors = [], []
@@ -172,13 +169,10 @@ def test_a_planted_ipc_endpoint_is_refused(tmp_path):
     plant = ("import json, os, sys; c = json.load(open(sys.argv[1])); "
              "[os.symlink('/run/other-kernel-socket', f\"{c['ip']}-{c[k + '_port']}\") "
              "for k in ('shell', 'iopub', 'stdin', 'control', 'hb')]; import time; time.sleep(60)")
-    spec = tmp_path / "kernels" / "fake"
-    spec.mkdir(parents=True)
-    (spec / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-c", plant, "{connection_file}"], "display_name": "fake",
-        "language": "python"}))
+    kernels = Kernels(Sandbox(), os.getgid(), kernel=[sys.executable, "-c", plant])
     with pytest.raises(RuntimeError, match="are not sockets of uid"):
-        run("1", assignment_dir(tmp_path, "sq"), spec_dir=str(spec.parent))
+        kernels.start("sq", sorted(os.sched_getaffinity(0)))
+    assert kernels.running == {}
 
 
 def test_the_kernel_cannot_change_its_ipc_directory_once_connected(tmp_path):

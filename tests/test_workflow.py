@@ -32,6 +32,7 @@ import nbformat
 import pytest
 
 from bptt_grading.judge import HINTS
+from course_tools import synthetic
 from course_tools.autograde import Progress
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -131,6 +132,7 @@ def git_status() -> str:
 
 
 def run(course: Path, line: str, runs: list, expect: int = 0) -> subprocess.CompletedProcess:
+    synthetic.give_to_grader(course)  # what the instructor placed in it, too (INSTRUCTORS.md)
     """One documented command, as an instructor types it at the repository root."""
     env = {**os.environ, "BPTT_COURSE_DIR": str(course),
            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}  # `. .venv/bin/activate`

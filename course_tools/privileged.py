@@ -1,0 +1,378 @@
+"""The one process of grading that keeps root: the kernel launcher (not `launcher.py`, which
+runs inside each sandbox).
+
+A grading command started as root with the sandbox on (`nbgrader ...` through `configure(c)`,
+`python -m course_tools.autograde`) calls `become_grader` before it reads any student data: it
+forks the launcher, which keeps root, and restarts itself as the grading user (`grading_user`:
+`c.Sandbox.grader_user`, or the owner of the course directory; never root). From then on every
+process of the command (nbgrader, the autograde workers and their per-job children) is
+unprivileged and asks the launcher for kernels over a unix socket named by the environment
+variable `COURSE_SANDBOX_LAUNCHER`, which only root and the grading user may connect to.
+
+The launcher does only this, for requests (one JSON object each) that it validates strictly:
+
+    {"op": "check"}                                  start a trivial sandbox (Sandbox.check)
+    {"op": "start", "assignment": A, "cpus": [N]}    a kernel: its cgroups, its private and
+                                                     socket directories and connection file,
+                                                     bwrap; then it seals the socket directory
+                                                     and gives the sockets to the grading
+                                                     user's group; reply: id, connection info
+    {"op": "poll", "id": I}                          the kernel's exit status, or None
+    {"op": "kill", "id": I}                          kill it, remove its groups and directories
+
+The kernel command is its own (this Python's ipykernel); the assignment (matching ASSIGNMENT)
+only names the kernel's working directory inside the sandbox and selects its hidden modules; the
+CPUs must be ones the launcher may use; an id must be one this connection started. A bad
+request gets an error reply and nothing is done. No request carries a path. The launcher opens
+no path the kernel or a student could write: it reads nothing the kernel made, and checks the
+sockets with lstat once the kernel can no longer change their directory. A connection's kernels
+die with it (a job killed at its deadline), and all of them with the command.
+
+A root process that did not become the grader (the library called in-process, e.g. by tests)
+starts and ends its kernels itself with the same `Kernels`.
+"""
+
+import json
+import os
+import pwd
+import re
+import secrets
+import select
+import shutil
+import signal
+import socket
+import stat
+import struct
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import threading
+import time
+
+from course_tools.sandbox import Sandbox, SandboxUnavailable, private_dir
+
+ENV = "COURSE_SANDBOX_LAUNCHER"
+ASSIGNMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}\Z")
+CHANNELS = ("shell", "iopub", "stdin", "control", "hb")
+# what nbclient runs (no history thread, no history file), + the connection file
+KERNEL = [sys.executable, "-m", "ipykernel_launcher", "--HistoryManager.hist_file=:memory:", "-f"]
+MAX_REQUEST = 4096
+REQUESTS = {"check": {}, "start": {"assignment": str, "cpus": list}, "poll": {"id": int},
+            "kill": {"id": int}}
+
+
+class LauncherError(RuntimeError):
+    """A request the launcher refused, or a kernel it could not start."""
+
+
+class Kernel:
+    """One running kernel: its process (prlimit -> bwrap), cgroup and private directory."""
+
+    def __init__(self, process, group, directory):
+        self.process, self.group, self.directory = process, group, directory
+
+
+class Kernels:
+    """Sandboxed kernels started and ended by this (root) process: what the launcher does.
+    Sockets are handed to group `gid` (the grading user's)."""
+
+    def __init__(self, sandbox, gid, kernel=KERNEL):
+        self.sandbox, self.gid, self.kernel = sandbox, gid, kernel
+        self.cpus = os.sched_getaffinity(0)
+        self.running, self.lock, self.ids = {}, threading.Lock(), iter(range(1, 2**62))
+
+    def check(self):
+        self.sandbox.check()
+        return {}
+
+    def start(self, assignment, cpus):
+        """Start a kernel in a sandbox for `assignment` on `cpus`: {"id", "connection"}."""
+        directory = private_dir(self.gid)
+        ipc = os.path.join(directory, "k")
+        os.mkdir(ipc, 0o700)
+        uid = self.sandbox.uid_for(ipc)
+        info = {"transport": "ipc", "ip": os.path.join(ipc, "k"), "key": secrets.token_hex(32),
+                "signature_scheme": "hmac-sha256", "kernel_name": "",
+                **{f"{c}_port": n for n, c in enumerate(CHANNELS, 1)}}
+        connection_file = os.path.join(ipc, "kernel.json")
+        fd = os.open(connection_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        with os.fdopen(fd, "w") as f:
+            json.dump(info, f)
+        os.chown(ipc, uid, uid)  # the kernel's own until its sockets exist
+        env = {**os.environ, "NBGRADER_EXECUTION": "autograde"}
+        with self.lock:
+            kernel_id = next(self.ids)
+        group = None
+        try:
+            group = self.sandbox.cgroup(cpus)
+            cmd = group.enter_command(self.sandbox.command(
+                [*self.kernel, connection_file], assignment, ipc, directory, env, uid))
+            with open(os.path.join(directory, "kernel.log"), "wb") as log:
+                process = subprocess.Popen(cmd, cwd=directory, stdin=subprocess.DEVNULL,
+                                           stdout=log, stderr=subprocess.STDOUT,
+                                           start_new_session=True)
+        except BaseException:
+            if group is not None:
+                group.remove()
+            shutil.rmtree(directory, ignore_errors=True)
+            raise
+        self.running[kernel_id] = Kernel(process, group, directory)
+        try:
+            self._seal(ipc, uid, [f"{info['ip']}-{n}" for n in range(1, len(CHANNELS) + 1)],
+                       process)
+        except BaseException:
+            self.kill(kernel_id)
+            raise
+        return {"id": kernel_id, "connection": info}
+
+    def _seal(self, ipc, uid, paths, process, timeout=60):
+        """Wait for the kernel's sockets, take `ipc` from it (root, 0755: no entry can be added,
+        removed or replaced), check with lstat that each entry is a socket of `uid`, then give
+        the sockets to group `gid` (0660) so that the grading user can connect."""
+        deadline = time.monotonic() + timeout
+        while not all(map(os.path.lexists, paths)) and time.monotonic() < deadline:
+            if process.poll() is not None:
+                break
+            time.sleep(0.01)
+        os.chown(ipc, 0, 0)
+        os.chmod(ipc, 0o755)
+        bad = [p for p in os.listdir(ipc) if p != "kernel.json"
+               and not _socket_of(os.path.join(ipc, p), uid)]
+        missing = [p for p in paths if not os.path.lexists(p)]
+        if bad or (missing and process.poll() is None):
+            raise LauncherError(f"kernel endpoints {bad or missing} in {ipc} are not sockets of "
+                                f"uid {uid}: refusing to connect")
+        for p in set(paths) - set(missing):  # sockets in a directory only root can change
+            os.chown(p, 0, self.gid, follow_symlinks=False)
+            os.chmod(p, 0o660)
+
+    def poll(self, id):
+        return {"status": self.running[id].process.poll()}
+
+    def kill(self, id):
+        """Kill the kernel and everything left in its groups; remove them and its directory."""
+        kernel = self.running.pop(id, None)
+        if kernel is None:  # (ended by its connection and by the command's end at once)
+            return {}
+        kernel.process.kill()
+        kernel.process.wait()
+        kernel.group.remove()
+        shutil.rmtree(kernel.directory, ignore_errors=True)
+        return {}
+
+    def kill_all(self):
+        for id in list(self.running):
+            self.kill(id)
+
+
+def _socket_of(path, uid):
+    """Whether `path` itself (not what a link points at) is a socket owned by `uid`."""
+    st = os.lstat(path)
+    return stat.S_ISSOCK(st.st_mode) and st.st_uid == uid
+
+
+def parse(data, mine, cpus):
+    """(op, arguments) of request `data` (bytes); LauncherError if it is not one of REQUESTS
+    exactly, names a kernel not in `mine` or CPUs not in `cpus`, or a bad assignment."""
+    try:
+        request = json.loads(data)
+    except ValueError:
+        raise LauncherError("not a JSON request") from None
+    if not isinstance(request, dict) or request.get("op") not in REQUESTS:
+        raise LauncherError(f"unknown request; known: {sorted(REQUESTS)}")
+    op = request.pop("op")
+    expected = REQUESTS[op]
+    if set(request) != set(expected) or any(type(request[k]) is not t
+                                            for k, t in expected.items()):
+        raise LauncherError(f"{op} takes exactly {expected or 'nothing'}")
+    if "id" in request and request["id"] not in mine:
+        raise LauncherError(f"unknown kernel id {request['id']}")
+    if op == "start":
+        if not ASSIGNMENT.match(request["assignment"]):
+            raise LauncherError(f"bad assignment name {request['assignment']!r}")
+        got = request["cpus"]
+        if not got or any(type(c) is not int or c not in cpus for c in got) or \
+                len(set(got)) != len(got):
+            raise LauncherError(f"bad cpus {got!r}: distinct CPUs of {sorted(cpus)}")
+    return op, request
+
+
+def serve(listener, parent, kernels, uid):
+    """The launcher's loop: a thread per connection from `uid` or root, until `parent` (a pipe
+    the grading processes hold open) reaches its end; then every kernel is killed."""
+    def handle(conn):
+        mine = set()
+        try:
+            while data := conn.recv(MAX_REQUEST + 1):
+                try:
+                    if len(data) > MAX_REQUEST:
+                        raise LauncherError(f"request over {MAX_REQUEST} bytes")
+                    op, args = parse(data, mine, kernels.cpus)
+                    reply = getattr(kernels, op)(**args)
+                    if op == "start":
+                        mine.add(reply["id"])
+                    elif op == "kill":
+                        mine.discard(args["id"])
+                except Exception as e:  # a refused request or a kernel that could not start
+                    reply = {"error": f"{type(e).__name__}: {e}"}
+                conn.send(json.dumps(reply).encode())
+        except OSError:
+            pass
+        finally:
+            for id in mine:
+                kernels.kill(id)
+            conn.close()
+
+    while True:
+        ready = select.select([listener, parent], [], [])[0]
+        if parent in ready:
+            kernels.kill_all()
+            return
+        conn, _ = listener.accept()
+        peer_uid = struct.unpack("3i", conn.getsockopt(
+            socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))[1]
+        if peer_uid not in (0, uid):
+            conn.close()
+            continue
+        threading.Thread(target=handle, args=(conn,), daemon=True).start()
+
+
+def start_launcher(kernels, uid, home):
+    """Fork the launcher (it keeps this process's root) for grading user `uid`; return its
+    socket's path and this process's end of a pipe (inherited across exec): the launcher ends
+    when every process holding that end has closed it, removing directory `home` (the grading
+    user's)."""
+    directory = private_dir(kernels.gid)
+    address = os.path.join(directory, "launcher")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    listener.bind(address)
+    os.chown(address, 0, kernels.gid)
+    os.chmod(address, 0o660)
+    listener.listen(64)
+    parent, child_end = os.pipe()
+    if os.fork() == 0:
+        os.close(child_end)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # ^C ends the grading processes, then this
+        try:
+            serve(listener, parent, kernels, uid)
+        finally:
+            for d in (directory, home):
+                shutil.rmtree(d, ignore_errors=True)
+            os._exit(0)
+    os.close(parent)
+    listener.close()
+    os.set_inheritable(child_end, True)
+    return address, child_end
+
+
+class Client:
+    """The launcher as seen from a grading process: the methods of `Kernels`, as requests over
+    one connection per process (a forked child opens its own: its kernels die with it)."""
+
+    def __init__(self, address):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.sock.connect(address)
+        self.lock = threading.Lock()
+
+    def request(self, op, **args):
+        with self.lock:
+            self.sock.send(json.dumps({"op": op, **args}).encode())
+            reply = json.loads(self.sock.recv(1 << 16))
+        if "error" in reply:
+            raise (SandboxUnavailable if op == "check" else LauncherError)(reply["error"])
+        return reply
+
+    def check(self):
+        return self.request("check")
+
+    def start(self, assignment, cpus):
+        return self.request("start", assignment=assignment, cpus=cpus)
+
+    def poll(self, id):
+        return self.request("poll", id=id)
+
+    def kill(self, id):
+        return self.request("kill", id=id)
+
+
+_clients = {}  # pid: this process's Client
+
+
+def launcher(sandbox):
+    """Where this process gets kernels: the command's launcher (a Client) if it has one, else
+    this process itself (a Kernels; it must be root)."""
+    if ENV not in os.environ:
+        return Kernels(sandbox, os.getgid())
+    if os.getpid() not in _clients:
+        _clients.clear()
+        _clients[os.getpid()] = Client(os.environ[ENV])
+    return _clients[os.getpid()]
+
+
+def course_directory(coursedir):
+    """The course's directory: the gradebook's (a sqlite URL), else the course root."""
+    url = coursedir.db_url
+    return os.path.dirname(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") \
+        else coursedir.root
+
+
+def grading_user(sandbox, course):
+    """The user to grade as: `sandbox.grader_user`, or the owner of directory `course`;
+    SandboxUnavailable if that is root."""
+    user = (pwd.getpwnam(sandbox.grader_user) if sandbox.grader_user
+            else pwd.getpwuid(os.stat(course).st_uid))
+    if user.pw_uid == 0:
+        raise SandboxUnavailable(
+            f"Refusing to grade as root: the course directory {course} belongs to root, and "
+            "everything that reads student data runs as the course's owner. Give the course to "
+            f"an unprivileged user once: `useradd --system grader; chown -R grader {course}` "
+            "(or name one with c.Sandbox.grader_user).")
+    return user
+
+
+def become_grader(config, course):
+    """As root with the sandbox on: start the launcher, then run this command again, from the
+    start, as the grading user (see `as_user`). Otherwise do nothing."""
+    sandbox = Sandbox(config=config)
+    if os.geteuid() != 0 or not sandbox.enabled:
+        return
+    user = grading_user(sandbox, course)
+    home = tempfile.mkdtemp(prefix="grader-")  # (IPython, matplotlib, jupyter write there)
+    os.chown(home, user.pw_uid, user.pw_gid)
+    address, _ = start_launcher(Kernels(sandbox, user.pw_gid), user.pw_uid, home)
+    os.environ.update({ENV: address, "HOME": home})
+    command = as_user(user, [sys.executable, *sys.orig_argv[1:]])
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execvp(command[0], command)
+
+
+def as_user(user, command):
+    """`command` run as `user` (a pwd entry): bubblewrap shows the host's file system as it is,
+    except that a directory `user` cannot enter (mode without o+x) on the way to the Python
+    installation is replaced by one holding only that installation (read-only); then setpriv
+    drops to `user` and its primary group, with no way back to privileges."""
+    args, made, bound = ["--dev-bind", "/", "/"], set(), []
+    for path in sorted({sys.prefix, sys.base_prefix, sysconfig.get_paths()["stdlib"],
+                        os.path.dirname(os.path.realpath(sys.executable))}):
+        if any(path.startswith(b + "/") for b in bound):
+            continue
+        parts = path.split("/")
+        closed = next(("/".join(parts[:i]) for i in range(2, len(parts))
+                       if not os.stat("/".join(parts[:i])).st_mode & 0o001), None)
+        if closed is None:
+            continue
+        if closed not in made:
+            made.add(closed)
+            args += ["--perms", "0755", "--tmpfs", closed]
+        for i in range(len(closed.split("/")) + 1, len(parts)):
+            parent = "/".join(parts[:i])
+            if parent not in made:
+                made.add(parent)
+                args += ["--perms", "0755", "--dir", parent]
+        args += ["--ro-bind", path, path]
+        bound.append(path)
+    return [shutil.which("bwrap") or "bwrap", *args, "--die-with-parent", "--",
+            "setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups",
+            "--no-new-privs", *command]
