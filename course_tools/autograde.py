@@ -3,6 +3,7 @@ autograde` run on each of them.
 
     python -m course_tools.autograde ASSIGNMENT [ASSIGNMENT ...] [--workers N] [--force]
     python -m course_tools.autograde --all [--scheduler tcp://HOST:PORT]
+    python -m course_tools.autograde --worker tcp://HOST:PORT    (a Dask worker for the above)
 
 Run it where `nbgrader_config.py` is, like nbgrader. One pool of workers grades the whole batch,
 one submission (student, assignment) per job, each with nbgrader's Autograde (as SafeAutograde,
@@ -17,7 +18,9 @@ pinned to a CPU of its own with the kernels it starts; or, with `--scheduler`, t
 running Dask distributed cluster, which need the same Python environment but no shared filesystem.
 Started as root with the sandbox on, the command first becomes the grading user
 (`course_tools.privileged`): this process, the workers and their children run unprivileged and
-get their kernels from the kernel launcher, the only process left with root.
+get their kernels from the kernel launcher, the only process left with root. So do Dask workers
+started with `--worker` (as root, where the course's nbgrader_config.py is); a Dask worker that
+runs as root refuses its jobs.
 
 Submission files are read and written without following links (`course_tools.safefiles`): a
 submission with a link, a special file or too many bytes is refused. Each job runs in a child of
@@ -222,6 +225,10 @@ def grade_submission(common, assignment, student, files):
     so one submission at a time per process.
     """
     global _private_course
+    if os.geteuid() == 0 and _in_dask():
+        return failed(assignment, student, "this Dask worker runs as root: start workers with "
+                      "`python -m course_tools.autograde --worker SCHEDULER`, which grades as the "
+                      "course's user")
     with _one_at_a_time:
         if _private_course is None or _private_course.batch != common["batch"]:
             if _private_course is not None:
@@ -487,6 +494,31 @@ def _workers(workers, scheduler):
             yield run
 
 
+def _in_dask():
+    """Whether this runs as a task of a Dask worker."""
+    try:
+        from distributed import get_worker
+
+        get_worker()
+    except (ImportError, ValueError):
+        return False
+    return True
+
+
+def serve_dask(scheduler):
+    """Be a Dask worker of `scheduler` (one thread, no nanny) until the scheduler ends."""
+    import asyncio
+
+    from distributed import Worker
+
+    async def serve():
+        async with Worker(scheduler, nthreads=1, dashboard=False) as worker:
+            await worker.finished()
+
+    skip_iri_grammar()
+    asyncio.run(serve())
+
+
 def become_grader(config_dir):
     """Started as root with the sandbox on: start the kernel launcher and run this command again
     as the grading user (`course_tools.privileged`), before anything of a submission is read."""
@@ -508,11 +540,22 @@ def main(argv=None):
                    help="every assignment in the source directory that has submissions")
     p.add_argument("--workers", type=int, help="local worker processes (default: cores)")
     p.add_argument("--scheduler", help="Dask distributed scheduler address, tcp://host:port")
+    p.add_argument("--worker", metavar="SCHEDULER",
+                   help="instead: serve as a Dask worker of SCHEDULER (tcp://host:port)")
     p.add_argument("--force", action="store_true", help="regrade already autograded students")
     p.add_argument("--config-dir", default=".", help="directory of nbgrader_config.py")
     p.add_argument("--deadline", type=float, default=DEADLINE,
                    help=f"seconds one submission may take, all included (default {DEADLINE})")
     args = p.parse_args(argv)
+    if args.worker:
+        try:
+            if os.geteuid() == 0:
+                become_grader(args.config_dir)
+        except CannotGrade as e:
+            print(e, file=sys.stderr)
+            return 2
+        serve_dask(args.worker)
+        return 0
     if bool(args.assignments) == args.all:
         p.error("name one or more assignments, or --all")
     if args.workers is not None and args.workers < 1:

@@ -3,11 +3,12 @@
 One synthetic class of two assignments (right, wrong, corrupt notebook, kernel that exits, missing
 answer) and a third one nobody submitted is cloned and graded several ways: `nbgrader autograde`
 on each assignment (serial), both assignments in one invocation on 2 local workers, one
-invocation per assignment, and `--all` on a 2-worker Dask LocalCluster on 127.0.0.1. Each copy
+invocation per assignment, and `--all` on 2 Dask workers (`--worker`) on 127.0.0.1. Each copy
 then runs the usual `generate_feedback` and `export`.
 """
 
 import filecmp
+import glob
 import json
 import os
 import re
@@ -139,18 +140,45 @@ def test_bad_request_is_refused_before_grading(serial, tmp_path, args, error):
     assert not os.path.exists(os.path.join(base, "course", "autograded"))
 
 
-def test_dask_local_cluster_matches_serial(serial, tmp_path):
-    from distributed import LocalCluster
+def test_dask_workers_match_serial(serial, tmp_path):
+    """Two workers started as INSTRUCTORS.md says (`--worker`, as root where the course is):
+    each runs as the grading user, and the batch grades as serial nbgrader does."""
+    from distributed import Client, LocalCluster
 
     serial_base, ungraded = serial
     base = synthetic.clone(ungraded, str(tmp_path / "class"))
-    with LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1",
-                      dashboard_address=None, processes=True) as cluster:
-        run = parallel(base, "--all", "--scheduler", cluster.scheduler_address)
+    with LocalCluster(n_workers=0, host="127.0.0.1", dashboard_address=None) as cluster, \
+            Client(cluster.scheduler_address) as client:
+        workers = [subprocess.Popen([sys.executable, "-m", "course_tools.autograde", "--worker",
+                                     cluster.scheduler_address], cwd=base, env=synthetic._env(),
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                   for _ in range(2)]
+        try:
+            client.wait_for_workers(2, timeout=120)
+            uids = client.run(os.geteuid)
+            run = parallel(base, "--all", "--scheduler", cluster.scheduler_address)
+        finally:
+            for w in workers:
+                w.terminate()
+                w.wait(timeout=60)
+    assert set(uids.values()) == {synthetic.grading_user().pw_uid}, uids
     assert run.returncode == 1 and "sq/dee: FAILED" in run.stdout, run.stdout + run.stderr
     assert "autograding none" not in run.stdout  # --all: only assignments with submissions
     finish(base)
     check_same_as_serial(serial_base, base)
+
+
+def test_a_dask_worker_running_as_root_refuses_its_jobs(serial, tmp_path):
+    from distributed import LocalCluster
+
+    _, ungraded = serial
+    base = synthetic.clone(ungraded, str(tmp_path / "class"))
+    with LocalCluster(n_workers=1, threads_per_worker=1, host="127.0.0.1",
+                      dashboard_address=None, processes=True) as cluster:  # root, as this test
+        run = parallel(base, "sq", "--scheduler", cluster.scheduler_address)
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert run.stdout.count("this Dask worker runs as root") == len(ANSWERS), run.stdout
+    assert not glob.glob(os.path.join(base, "course", "autograded", "*", "sq", "*"))
 
 
 def test_refuses_before_grading_when_the_sandbox_cannot_start(serial, tmp_path):
