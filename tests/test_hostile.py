@@ -619,8 +619,9 @@ def secrets(b: Batch) -> tuple[list[str], set[str]]:
         rel = p.relative_to(b.course).parts
         if rel[0] in ("submitted", "autograded", "feedback", "release", "downloaded"):
             continue
-        if p.is_file() and "secret" in p.name.lower():
-            lines += [s.strip() for s in p.read_text(errors="replace").splitlines() if s.strip()]
+        if p.is_file() and "secret" in p.name.lower():  # (binary: its hex is a needle too)
+            lines += [p.read_bytes().hex(), *(s.strip() for s in p.read_text(
+                errors="replace").splitlines() if len(s.strip()) >= 12)]
         if p.is_file() and p.suffix == ".json":
             m = re.match(r"(ex33_\d)-(\d+)$", p.stem)
             if m and any(a.startswith(m.group(1)) and s == m.group(2) for a, s in public):
