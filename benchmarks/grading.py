@@ -77,7 +77,8 @@ def per_notebook_trivial(tmp, k):
 def per_notebook_course(tmp, k):
     """{assignment: (sandboxed, unsandboxed) s per notebook}, the instructor solution
     submitted."""
-    course, release = os.path.join(tmp, "course"), os.path.join(tmp, "release")
+    course = os.path.join(tmp, "course")
+    release = os.path.join(course, "release")  # (the grading user writes it: in its course)
     env = {"BPTT_COURSE_DIR": course}
     out = {}
     synthetic.give_to_grader(course)
