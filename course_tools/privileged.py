@@ -89,8 +89,9 @@ class Kernels:
     def start(self, assignment, cpus):
         """Start a kernel in a sandbox for `assignment` on `cpus`: {"id", "connection"}."""
         directory = private_dir(self.gid)
-        ipc = os.path.join(directory, "k")
-        os.mkdir(ipc, 0o700)
+        ipc = os.path.join(directory, "k")  # (0755 from the start: the kernel keeps reaching
+        os.mkdir(ipc, 0o755)                # its connection file while `_seal` takes it over)
+        os.chmod(ipc, 0o755)
         uid = self.sandbox.uid_for(ipc)
         info = {"transport": "ipc", "ip": os.path.join(ipc, "k"), "key": secrets.token_hex(32),
                 "signature_scheme": "hmac-sha256", "kernel_name": "",
@@ -136,7 +137,7 @@ class Kernels:
                 break
             time.sleep(0.01)
         os.chown(ipc, 0, 0)
-        os.chmod(ipc, 0o755)
+        os.chmod(ipc, 0o755)  # (again: a kernel may have changed it before the chown)
         bad = [p for p in os.listdir(ipc) if p != "kernel.json"
                and not _socket_of(os.path.join(ipc, p), uid)]
         missing = [p for p in paths if not os.path.lexists(p)]

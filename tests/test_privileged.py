@@ -234,3 +234,43 @@ def test_the_grading_user_gets_kernels_and_others_get_nothing(launcher):
             code = 0  # the socket is root's and the grading group's only
         os._exit(code)
     assert os.waitstatus_to_exitcode(os.wait()[1]) == 0
+
+
+SPIN = """
+import json, os, socket, sys, time
+info = json.load(open(sys.argv[1]))
+socks = []
+for n in range(1, 6):
+    socks.append(socket.socket(socket.AF_UNIX))
+    socks[-1].bind(f"{info['ip']}-{n}")
+denied, end = 0, time.monotonic() + 1
+while time.monotonic() < end:
+    try:
+        os.stat(sys.argv[1])
+    except PermissionError:
+        denied += 1
+print("denied", denied, flush=True)
+time.sleep(60)
+"""
+
+
+def _read(path):
+    with open(path) as f:
+        return f.read()
+
+
+def test_a_kernel_keeps_reaching_its_connection_file_while_the_launcher_seals_it():
+    """ipykernel stats its connection file right after binding its sockets, while the launcher
+    takes the socket directory from it: the directory must stay searchable all along (a window
+    with the root-owned directory at 0700 killed about one kernel in 300 at start-up)."""
+    kernels = privileged.Kernels(Sandbox(), os.getgid(), kernel=[sys.executable, "-c", SPIN])
+    for _ in range(5):
+        kernel_id = kernels.start("sq", sorted(os.sched_getaffinity(0)))["id"]
+        log = os.path.join(kernels.running[kernel_id].directory, "kernel.log")
+        try:
+            deadline = time.monotonic() + 30
+            while "denied" not in (text := _read(log)) and time.monotonic() < deadline:
+                time.sleep(0.05)
+        finally:
+            kernels.kill(kernel_id)
+        assert text.strip() == "denied 0", text
