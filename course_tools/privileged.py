@@ -3,8 +3,9 @@ runs inside each sandbox).
 
 A grading command started as root with the sandbox on (`nbgrader ...` through `configure(c)`,
 `python -m course_tools.autograde`) calls `become_grader` before it reads any student data: it
-forks the launcher, which keeps root, and restarts itself as the grading user (`grading_user`:
-`c.Sandbox.grader_user`, or the owner of the course directory; never root). From then on every
+forks the launcher, which keeps root, and becomes the grading user for good
+(`drop_privileges`; `grading_user`: `c.Sandbox.grader_user`, or the owner of the course
+directory; never root). From then on every
 process of the command (nbgrader, the autograde workers and their per-job children) is
 unprivileged and asks the launcher for kernels over a unix socket named by the environment
 variable `COURSE_SANDBOX_LAUNCHER`, which only root and the grading user may connect to.
@@ -32,6 +33,7 @@ A root process that did not become the grader (the library called in-process, e.
 starts and ends its kernels itself with the same `Kernels`.
 """
 
+import ctypes
 import json
 import os
 import pwd
@@ -321,8 +323,12 @@ def course_directory(coursedir):
 def grading_user(sandbox, course):
     """The user to grade as: `sandbox.grader_user`, or the owner of directory `course`;
     SandboxUnavailable if that is root."""
-    user = (pwd.getpwnam(sandbox.grader_user) if sandbox.grader_user
-            else pwd.getpwuid(os.stat(course).st_uid))
+    try:
+        user = (pwd.getpwnam(sandbox.grader_user) if sandbox.grader_user
+                else pwd.getpwuid(os.stat(course).st_uid))
+    except (KeyError, OSError) as e:
+        raise SandboxUnavailable(f"Refusing to grade: no grading user ({e}; name one with "
+                                 "c.Sandbox.grader_user)") from None
     if user.pw_uid == 0:
         raise SandboxUnavailable(
             f"Refusing to grade as root: the course directory {course} belongs to root, and "
@@ -333,8 +339,9 @@ def grading_user(sandbox, course):
 
 
 def become_grader(config, course):
-    """As root with the sandbox on: start the launcher, then run this command again, from the
-    start, as the grading user (see `as_user`). Otherwise do nothing."""
+    """As root with the sandbox on: start the launcher, then become the grading user in this
+    process, for good (`drop_privileges`), before anything of a submission is read. Otherwise
+    do nothing."""
     sandbox = Sandbox(config=config)
     if os.geteuid() != 0 or not sandbox.enabled:
         return
@@ -342,38 +349,103 @@ def become_grader(config, course):
     home = tempfile.mkdtemp(prefix="grader-")  # (IPython, matplotlib, jupyter write there)
     os.chown(home, user.pw_uid, user.pw_gid)
     address, _ = start_launcher(Kernels(sandbox, user.pw_gid), user.pw_uid, home)
-    os.environ.update({ENV: address, "HOME": home})
-    command = as_user(user, [sys.executable, *sys.orig_argv[1:]])
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.execvp(command[0], command)
+    os.environ.update({ENV: address, "HOME": home, "USER": user.pw_name,
+                       "LOGNAME": user.pw_name})
+    drop_privileges(user)
 
 
-def as_user(user, command):
-    """`command` run as `user` (a pwd entry): bubblewrap shows the host's file system as it is,
-    except that a directory `user` cannot enter (mode without o+x) on the way to the Python
-    installation is replaced by one holding only that installation (read-only); then setpriv
-    drops to `user` and its primary group, with no way back to privileges."""
-    args, made, bound = ["--dev-bind", "/", "/"], set(), []
+def python_covers():
+    """[(closed, path)]: each directory of the Python installation (prefix, base prefix, stdlib,
+    the executable's) that lies behind a directory others cannot enter (mode without o+x),
+    with `closed`, the topmost such directory on its way: to be covered by an empty directory
+    that holds only the installation, so that an unprivileged user can run this Python."""
+    covers = []
     for path in sorted({sys.prefix, sys.base_prefix, sysconfig.get_paths()["stdlib"],
                         os.path.dirname(os.path.realpath(sys.executable))}):
-        if any(path.startswith(b + "/") for b in bound):
+        if any(path.startswith(p + "/") for _, p in covers):
             continue
         parts = path.split("/")
         closed = next(("/".join(parts[:i]) for i in range(2, len(parts))
                        if not os.stat("/".join(parts[:i])).st_mode & 0o001), None)
-        if closed is None:
-            continue
+        if closed is not None:
+            covers.append((closed, path))
+    return covers
+
+
+CLONE_NEWNS, PR_SET_NO_NEW_PRIVS = 0x20000, 38
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = (
+    1, 2, 4, 32, 4096, 16384, 1 << 18)
+
+
+def drop_privileges(user):
+    """Become `user` (a pwd entry) in this single-threaded root process, with no way back: in a
+    mount namespace of its own, each directory of `python_covers` is covered by a tmpfs (0755)
+    holding only the installation (bound read-only); then every uid and gid is the user's, no
+    supplementary group, no capability, and no_new_privs. Checked; raises OSError if any step
+    fails. (In-process: a re-exec would pay the command's start-up, about 1.5 s, twice.)"""
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def call(result, what):
+        if result != 0:
+            e = ctypes.get_errno()
+            raise OSError(e, f"dropping privileges: {what}: {os.strerror(e)}")
+
+    def mount(source, target, fstype, flags, data=None):
+        call(libc.mount(source and os.fsencode(source), os.fsencode(target),
+                        fstype and fstype.encode(), ctypes.c_ulong(flags),
+                        data and data.encode()), f"mount {source} on {target}")
+
+    if len(os.listdir("/proc/self/task")) != 1:
+        raise OSError("dropping privileges: this process must be single-threaded")
+    covers, sources = python_covers(), {}
+    call(libc.unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
+    mount(None, "/", None, MS_REC | MS_PRIVATE)  # (nothing of this reaches the host)
+    try:
+        for _, path in covers:  # (opened in the new namespace, before the tmpfs hides them)
+            sources[path] = os.open(path, os.O_PATH | os.O_DIRECTORY)
+        for closed in dict.fromkeys(c for c, _ in covers):
+            mount("tmpfs", closed, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=64k")
+        for closed, path in covers:
+            parts = path.split("/")
+            for i in range(len(closed.split("/")) + 1, len(parts) + 1):
+                directory = "/".join(parts[:i])
+                if not os.path.isdir(directory):
+                    os.mkdir(directory)
+                    os.chmod(directory, 0o755)  # (whatever the umask)
+            mount(f"/proc/self/fd/{sources[path]}", path, None, MS_BIND | MS_REC)
+            mount(None, path, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+    finally:
+        for fd in sources.values():
+            os.close(fd)
+    os.setgroups([])
+    os.setresgid(user.pw_gid, user.pw_gid, user.pw_gid)
+    os.setresuid(user.pw_uid, user.pw_uid, user.pw_uid)
+    call(libc.prctl(PR_SET_NO_NEW_PRIVS, ctypes.c_ulong(1), ctypes.c_ulong(0),
+                    ctypes.c_ulong(0), ctypes.c_ulong(0)), "prctl(PR_SET_NO_NEW_PRIVS)")
+    with open("/proc/self/status") as f:
+        status = dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+    caps = [int(status[k], 16) for k in ("CapInh", "CapPrm", "CapEff", "CapAmb")]
+    if os.getresuid() != (user.pw_uid,) * 3 or os.getresgid() != (user.pw_gid,) * 3 or \
+            os.getgroups() or any(caps) or status["NoNewPrivs"].strip() != "1":
+        raise OSError(f"dropping privileges: still privileged ({os.getresuid()}, {caps})")
+
+
+def as_user(user, command):
+    """`command` run as `user` (a pwd entry), as `drop_privileges` leaves a process: bubblewrap
+    shows the host's file system as it is, except for the `python_covers`; then setpriv drops to
+    `user` and its primary group, with no way back to privileges."""
+    args, made = ["--dev-bind", "/", "/"], set()
+    for closed, path in python_covers():
         if closed not in made:
             made.add(closed)
             args += ["--perms", "0755", "--tmpfs", closed]
+        parts = path.split("/")
         for i in range(len(closed.split("/")) + 1, len(parts)):
             parent = "/".join(parts[:i])
             if parent not in made:
                 made.add(parent)
                 args += ["--perms", "0755", "--dir", parent]
         args += ["--ro-bind", path, path]
-        bound.append(path)
     return [shutil.which("bwrap") or "bwrap", *args, "--die-with-parent", "--",
             "setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups",
             "--no-new-privs", *command]

@@ -607,6 +607,8 @@ def configure(c):
             become_grader(c, course_directory(CourseDirectory(config=c)))
         except SandboxUnavailable as e:
             raise SystemExit(str(e)) from None
+        except Exception as e:  # (nbgrader would log it, and grade as root without the config)
+            raise SystemExit(f"Refusing to grade: cannot become the grading user: {e}") from e
 
 
 def _sandboxed(step):

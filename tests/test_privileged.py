@@ -55,14 +55,14 @@ def _tree(top):
 
 def _watch(proc):
     """Sample the command's processes until it ends: (grading processes seen, kernels seen,
-    offenders), once the command runs as bwrap (the grading user's mount namespace) over the
-    grading process. The launcher is the command's one root Python child; it and everything
-    below it (cgroup shell, prlimit, bwrap, the kernels) are its side."""
+    offenders), once the command has dropped its privileges (it forks the launcher first). The
+    launcher is the command's one root Python child; it and everything below it (cgroup shell,
+    prlimit, bwrap, the kernels) are its side."""
     graders, kernels, offenders = set(), set(), []
     while proc.poll() is None:
         time.sleep(0.1)
         procs, parents = _tree(proc.pid)
-        if procs.get(proc.pid, {}).get("Name") != "bwrap":  # not yet (or no longer) dropped
+        if procs.get(proc.pid, {}).get("Uid", "0").split()[0] == "0":  # not yet dropped
             continue
         launchers = {p for p, s in procs.items() if parents[p] == proc.pid and
                      s["Uid"].split()[0] == "0" and s["Name"].startswith("python")}
@@ -74,9 +74,8 @@ def _watch(proc):
                 if int(s["Uid"].split()[0]) >= Sandbox().uid_base:
                     kernels.add(pid)
                 continue
-            if s["Name"] in ("bwrap", "setpriv"):
-                continue
-            if set(s["Uid"].split()) & {"0"} or int(s["CapEff"], 16):
+            if set(s["Uid"].split()) & {"0"} or int(s["CapEff"], 16) or \
+                    s["NoNewPrivs"].strip() != "1":
                 offenders.append((pid, s["Name"], s["Uid"], s["CapEff"]))
             else:
                 graders.add(pid)
@@ -134,6 +133,42 @@ def test_a_course_owned_by_root_is_refused_saying_what_to_do(tmp_path):
         assert "useradd --system grader; chown -R grader" in run.stderr
     assert parallel.returncode == 2
     assert not os.path.exists(os.path.join(base, "course", "autograded"))
+
+
+def test_a_grading_user_that_cannot_be_had_refuses_to_grade(tmp_path):
+    """nbgrader only logs an exception in a config file, and would then grade as root without
+    the course's config: every failure to become the grading user must end the command."""
+    base = str(tmp_path / "class")
+    synthetic.make_course(base, {"sq": synthetic.square_assignment()})
+    synthetic.submit(base, "sq", "s0", HONEST)
+    with open(os.path.join(base, "nbgrader_config.py")) as f:
+        config = f.read()
+    with open(os.path.join(base, "nbgrader_config.py"), "w") as f:
+        f.write(config.replace("configure(c)", 'c.Sandbox.grader_user = "no-such-user"\n'
+                                               "configure(c)"))
+    serial = synthetic.nbgrader(base, "autograde", "sq", check=False)
+    parallel = subprocess.run([sys.executable, "-m", "course_tools.autograde", "sq"], cwd=base,
+                              env=synthetic._env(), capture_output=True, text=True)
+    for run in (serial, parallel):
+        assert run.returncode != 0 and "Traceback" not in run.stderr, run.stderr[-2000:]
+        assert "Refusing to grade: no grading user" in run.stderr, run.stderr[-2000:]
+        assert "no-such-user" in run.stderr
+    assert not os.path.exists(os.path.join(base, "course", "autograded"))
+
+
+def test_any_failure_to_become_the_grader_ends_an_nbgrader_command(monkeypatch):
+    from nbgrader.apps.baseapp import NbGrader
+    from traitlets.config import Config
+
+    from course_tools.sandbox import configure
+
+    def fail(config, course):
+        raise OSError(22, "mount: Invalid argument")
+
+    monkeypatch.setattr(NbGrader, "initialized", classmethod(lambda cls: True))
+    monkeypatch.setattr(privileged, "become_grader", fail)
+    with pytest.raises(SystemExit, match="cannot become the grading user: .*Invalid argument"):
+        configure(Config())
 
 
 @pytest.fixture
