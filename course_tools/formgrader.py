@@ -5,7 +5,7 @@
 A Jupyter server with nbgrader's formgrader and nothing else. It has no kernel, terminal,
 contents, files, sessions or nbconvert API (nor the /files/ handler), so a page has nothing to
 run code or read files with; it runs unprivileged (started as root, it restarts itself as
-`--user` with `course_tools.privileged.as_user`, as grading does; it refuses to serve as root);
+`--user` with `course_tools.privileged.as_user`; it refuses to serve as root);
 and student content is sanitized after it is rendered: markdown (the written answers) through
 `safe_html`, HTML outputs through nbconvert's `sanitize_html`, which also drops JavaScript
 outputs. Other options are passed on to the server (e.g. `--IdentityProvider.token=…`).
