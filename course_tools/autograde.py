@@ -293,6 +293,7 @@ def warm_up(counter=None, cpus=()):
     skip_iri_grammar()
     import nbgrader.converters  # noqa: F401
 
+    import course_tools.references  # noqa: F401  (torch: once here, not in every job's child)
     import course_tools.sandbox  # noqa: F401
 
 

@@ -52,11 +52,10 @@ import tempfile
 import threading
 import time
 
-from course_tools.sandbox import Sandbox, SandboxUnavailable, private_dir
+from course_tools.sandbox import CHANNELS, Sandbox, SandboxUnavailable, private_dir
 
 ENV = "COURSE_SANDBOX_LAUNCHER"
 ASSIGNMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}\Z")
-CHANNELS = ("shell", "iopub", "stdin", "control", "hb")
 # what nbclient runs (no history thread, no history file), + the connection file
 KERNEL = [sys.executable, "-m", "ipykernel_launcher", "--HistoryManager.hist_file=:memory:", "-f"]
 MAX_REQUEST = 4096

@@ -56,6 +56,7 @@ WORKDIR = "/home/student"
 RUN_DIR = "/run/course-grading"  # root, 0711: a private directory per kernel and launcher
 TOOLS = "/opt/course-sandbox"  # in the sandbox: launcher.py and the stubs of hidden modules
 LAUNCHER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "launcher.py")
+CHANNELS = ("shell", "iopub", "stdin", "control", "hb")  # a kernel's ZMQ endpoints
 BY_HAND = ["torch", "functorch", "torchgen", "sympy", "bptt_lib.backward"]
 
 
@@ -429,8 +430,7 @@ class SandboxKernelManager(BoundedSockets, PromptKernelManager):
         self.load_connection_info(await self.provisioner.launch_kernel(kernel_cmd, **kw))
         if (old := _relays.pop(self.ip, None)) is not None:  # a restarted kernel's
             old.close()
-        ports = [self.shell_port, self.iopub_port, self.stdin_port, self.control_port,
-                 self.hb_port]
+        ports = [getattr(self, f"{channel}_port") for channel in CHANNELS]
         _relays[self.ip] = KernelRelay(self.ip, ports, Sandbox(parent=self).max_message_size)
 
     async def _async_interrupt_kernel(self):

@@ -20,9 +20,12 @@ for the exercises that train models (`hidden_per_call`).
 import ast
 import hashlib
 import hmac
+import importlib
 import json
 import os
 import secrets
+import sys
+import threading
 
 from nbclient.exceptions import DeadKernelError
 from nbclient.util import run_sync
@@ -34,6 +37,20 @@ from bptt_grading import judge
 from bptt_grading.inkernel import MIME
 
 MAX_ANSWER = 8 * 2**20  # bytes of one answer, at most
+REFERENCES = "course_tools.references"
+_importing = []  # the thread importing REFERENCES, once started
+
+
+def import_references_soon():
+    """Import the references (torch: about 1 s) in a thread of this process while the first
+    kernel starts and runs, unless done or under way; `judge_cell`'s import then waits for it
+    only if it is not done. Only in a process that will not fork (serial nbgrader, a job's
+    child): the parallel workers import it before their first job (`autograde.warm_up`)."""
+    if REFERENCES not in sys.modules and not _importing:
+        _importing.append(threading.Thread(target=importlib.import_module, args=(REFERENCES,),
+                                           daemon=True))
+        _importing[0].start()
+
 
 
 def public_calls(source: str) -> list[tuple[str, str, int]]:
@@ -114,6 +131,10 @@ class VerdictExecute(Execute):
         value_trait=Integer(), default_value={"ex33_3": 1, "ex33_5": 1},
         help="Hidden seeds per public check call, by exercise (default 2; 33.3/33.5 train "
              "models: 1).").tag(config=True)
+
+    def preprocess(self, nb, resources=None, km=None):
+        import_references_soon()
+        return super().preprocess(nb, resources, km)
 
     def preprocess_cell(self, cell, resources, index):
         meta = cell.metadata.get("nbgrader", {})
