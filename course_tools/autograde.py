@@ -521,8 +521,8 @@ def serve_dask(scheduler):
 
 
 def become_grader(config_dir):
-    """Started as root with the sandbox on: start the kernel launcher and run this command again
-    as the grading user (`course_tools.privileged`), before anything of a submission is read."""
+    """Started as root with the sandbox on: start the kernel launcher and become the grading
+    user for good (`course_tools.privileged`), before anything of a submission is read."""
     from course_tools import privileged
     from course_tools.sandbox import SandboxUnavailable
 

@@ -589,9 +589,10 @@ def configure(c):
     """Turn the sandbox on for a course: call it last in `nbgrader_config.py`.
 
     Every Execute (sub)class among the autograde preprocessors gets sandboxed kernels. In the
-    `nbgrader` command, started as root, it starts the kernel launcher and runs the command again
-    as the grading user (`course_tools.privileged.become_grader`), with the config as it is here;
-    it exits saying what to do when the course belongs to root.
+    `nbgrader` command, started as root, it starts the kernel launcher (with the config as it is
+    here) and makes the command the grading user's for good
+    (`course_tools.privileged.become_grader`); it ends the command, saying why, when that
+    cannot be done (e.g. the course belongs to root).
     """
     from nbgrader.apps.baseapp import NbGrader
     from nbgrader.converters import Autograde
