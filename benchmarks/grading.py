@@ -1,15 +1,16 @@
 """Benchmarks of grading a class and building the book, measured in one run; prints a table.
 
     .venv/bin/python benchmarks/grading.py [--students 40] [--assignments 5] [--per-notebook 4]
-                                           [--workers N] [--skip-book] [--skip-experiment]
-                                           [--skip-grading]
+                                           [--repeat 3] [--workers N] [--skip-book]
+                                           [--skip-experiment] [--skip-grading]
 
-1. Per-notebook autograde time (one serial `nbgrader autograde` batch of --per-notebook
-   submissions, divided by their number): stock nbgrader on a trivial notebook (the floor); the
-   same notebook with the course's grading set-up (`course_tools.sandbox.configure`), sandboxed
-   and with COURSE_SANDBOX=off; and the course's assignments (instructor solution submitted),
-   sandboxed and not. The references are computed by the grader for each student's hidden
-   inputs (course_tools/verdicts.py): part of each notebook's time.
+1. Per-notebook autograde time (a serial `nbgrader autograde` batch of --per-notebook
+   submissions, divided by their number; the median of --repeat batches, taking turns): stock
+   nbgrader on a trivial notebook (the floor); the same notebook with the course's grading
+   set-up (`course_tools.sandbox.configure`), sandboxed and with COURSE_SANDBOX=off; and the
+   course's assignments (instructor solution submitted), sandboxed and not. The references are
+   computed by the grader for each student's hidden inputs (course_tools/verdicts.py): part of
+   each notebook's time.
 2. Throughput on a synthetic class (--students x --assignments trivial notebooks, sandboxed),
    one invocation for the whole class: serial `nbgrader autograde "*"`,
    `python -m course_tools.autograde a1 a2 ...` with 1 and with N workers; with the machine's
@@ -22,6 +23,7 @@ import argparse
 import glob
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -65,16 +67,24 @@ def trivial_class(base, students, assignments=("trivial",), sandbox=True):
     return base
 
 
-def per_notebook_trivial(tmp, k):
+def medians(runs, repeat):
+    """The median of each of the functions `runs` (each returns seconds) over `repeat` rounds,
+    the functions taking turns in every round (a drifting machine load hits each alike)."""
+    times = [[run() for run in runs] for _ in range(repeat)]
+    return [statistics.median(column) for column in zip(*times, strict=True)]
+
+
+def per_notebook_trivial(tmp, k, repeat):
     """Seconds per trivial notebook: (stock nbgrader, course set-up sandboxed, and not)."""
     stock = trivial_class(os.path.join(tmp, "stock"), k, sandbox=False)
     ours = trivial_class(os.path.join(tmp, "ours"), k)
     grade = nbgrader_cmd("autograde", "trivial", "--force")
-    return (timed(grade, stock) / k, timed(grade, ours) / k,
-            timed(grade, ours, {"COURSE_SANDBOX": "off"}) / k)
+    return [t / k for t in medians([lambda: timed(grade, stock), lambda: timed(grade, ours),
+                                    lambda: timed(grade, ours, {"COURSE_SANDBOX": "off"})],
+                                   repeat)]
 
 
-def per_notebook_course(tmp, k):
+def per_notebook_course(tmp, k, repeat):
     """{assignment: (sandboxed, unsandboxed) s per notebook}, the instructor solution
     submitted."""
     course = os.path.join(tmp, "course")
@@ -92,9 +102,14 @@ def per_notebook_course(tmp, k):
             with open(os.path.join(dest, "timestamp.txt"), "w") as f:
                 f.write(synthetic.TIMESTAMP)
         grade = nbgrader_cmd("autograde", a, "--force")
-        open_ = timed(grade, ROOT, {**env, "COURSE_SANDBOX": "off"}) / k  # (as root)
-        synthetic.give_to_grader(course)  # what that run and the copies above left, too
-        out[a] = (timed(grade, ROOT, env) / k, open_)
+
+        def sandboxed(grade=grade):
+            synthetic.give_to_grader(course)  # what a run as root and the copies above left
+            return timed(grade, ROOT, env)
+
+        out[a] = tuple(t / k for t in medians(
+            [sandboxed, lambda grade=grade: timed(grade, ROOT, {**env, "COURSE_SANDBOX": "off"})],
+            repeat))
     return out
 
 
@@ -155,6 +170,8 @@ def main():
     p.add_argument("--students", type=int, default=40)
     p.add_argument("--assignments", type=int, default=5)
     p.add_argument("--per-notebook", type=int, default=4, help="submissions per timing batch")
+    p.add_argument("--repeat", type=int, default=3,
+                   help="timing batches per per-notebook row (their median)")
     p.add_argument("--workers", type=int, default=os.cpu_count())
     p.add_argument("--skip-book", action="store_true")
     p.add_argument("--skip-experiment", action="store_true")
@@ -184,11 +201,11 @@ def grading_rows(tmp, args):
     """The grading rows of the table (sections 1 and 2 of the module docstring)."""
     rows = []
     floor, boxed, unboxed = per_notebook_trivial(os.path.join(tmp, "trivial"),
-                                                 args.per_notebook)
+                                                 args.per_notebook, args.repeat)
     rows += [("per notebook: stock nbgrader, trivial notebook (floor)", f"{floor:.2f} s", ""),
              ("per notebook: trivial notebook, course set-up, sandboxed / not",
               f"{boxed:.2f} s / {unboxed:.2f} s", f"overhead {boxed / unboxed - 1:+.0%}")]
-    course = per_notebook_course(os.path.join(tmp, "course"), args.per_notebook)
+    course = per_notebook_course(os.path.join(tmp, "course"), args.per_notebook, args.repeat)
     for a, (box, open_) in course.items():
         rows.append((f"per notebook: {a}, sandboxed / not", f"{box:.2f} s / {open_:.2f} s",
                      f"overhead {box / open_ - 1:+.0%}"))

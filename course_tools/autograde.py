@@ -168,6 +168,16 @@ class PrivateCourse:
         config.CourseDirectory.course_id = common["course_id"]
         config.Autograde.pre_convert_hook = None  # the batch's assignments were checked already
         self.config = config
+        if self.judges_outside_the_kernel():  # torch, ~1 s: here once, not in every job's child
+            import course_tools.references  # noqa: F401
+
+    def judges_outside_the_kernel(self):
+        """Whether the course's autograde steps include a VerdictExecute (which computes the
+        references)."""
+        from course_tools.verdicts import VerdictExecute
+
+        steps = self.config.Autograde.get("autograde_preprocessors", [])
+        return any(isinstance(s, type) and issubclass(s, VerdictExecute) for s in steps)
 
     def grade(self, assignment, student, files):
         """Autograde one submission (`files` under submitted/); return files, state and log."""
@@ -293,7 +303,6 @@ def warm_up(counter=None, cpus=()):
     skip_iri_grammar()
     import nbgrader.converters  # noqa: F401
 
-    import course_tools.references  # noqa: F401  (torch: once here, not in every job's child)
     import course_tools.sandbox  # noqa: F401
 
 

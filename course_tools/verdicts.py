@@ -45,7 +45,7 @@ def import_references_soon():
     """Import the references (torch: about 1 s) in a thread of this process while the first
     kernel starts and runs, unless done or under way; `judge_cell`'s import then waits for it
     only if it is not done. Only in a process that will not fork (serial nbgrader, a job's
-    child): the parallel workers import it before their first job (`autograde.warm_up`)."""
+    child): the parallel workers import it before their first job (`autograde.PrivateCourse`)."""
     if REFERENCES not in sys.modules and not _importing:
         _importing.append(threading.Thread(target=importlib.import_module, args=(REFERENCES,),
                                            daemon=True))
