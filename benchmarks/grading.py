@@ -79,7 +79,12 @@ def per_notebook_trivial(tmp, k, repeat):
     stock = trivial_class(os.path.join(tmp, "stock"), k, sandbox=False)
     ours = trivial_class(os.path.join(tmp, "ours"), k)
     grade = nbgrader_cmd("autograde", "trivial", "--force")
-    return [t / k for t in medians([lambda: timed(grade, stock), lambda: timed(grade, ours),
+
+    def sandboxed():
+        synthetic.give_to_grader(os.path.join(ours, "course"))  # what a run as root left
+        return timed(grade, ours)
+
+    return [t / k for t in medians([lambda: timed(grade, stock), sandboxed,
                                     lambda: timed(grade, ours, {"COURSE_SANDBOX": "off"})],
                                    repeat)]
 
