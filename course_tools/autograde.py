@@ -152,6 +152,9 @@ class PrivateCourse:
     def __init__(self, common):
         from traitlets.config.loader import PyFileConfigLoader
 
+        from course_tools.privileged import launcher
+        from course_tools.sandbox import Sandbox, SandboxKernelManager
+
         self.batch = common["batch"]
         tmp = tempfile.mkdtemp(prefix="autograde-")
         self.remove = Finalize(self, shutil.rmtree, args=(tmp, True), exitpriority=0)
@@ -168,6 +171,10 @@ class PrivateCourse:
         config.CourseDirectory.course_id = common["course_id"]
         config.Autograde.pre_convert_hook = None  # the batch's assignments were checked already
         self.config = config
+        sandbox = Sandbox(config=config)
+        if sandbox.enabled:  # here once per batch, not in every job's child (~0.15 s each)
+            launcher(sandbox).check()
+            SandboxKernelManager._checked = True
         if self.judges_outside_the_kernel():  # torch, ~1 s: here once, not in every job's child
             import course_tools.references  # noqa: F401
 
