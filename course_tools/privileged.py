@@ -371,6 +371,12 @@ def python_covers():
     return covers
 
 
+def _below(closed, path):
+    """The directories from the one below `closed` down to `path`, `path` included."""
+    parts = path.split("/")
+    return ["/".join(parts[:i]) for i in range(len(closed.split("/")) + 1, len(parts) + 1)]
+
+
 CLONE_NEWNS, PR_SET_NO_NEW_PRIVS = 0x20000, 38
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = (
     1, 2, 4, 32, 4096, 16384, 1 << 18)
@@ -405,9 +411,7 @@ def drop_privileges(user):
         for closed in dict.fromkeys(c for c, _ in covers):
             mount("tmpfs", closed, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=64k")
         for closed, path in covers:
-            parts = path.split("/")
-            for i in range(len(closed.split("/")) + 1, len(parts) + 1):
-                directory = "/".join(parts[:i])
+            for directory in _below(closed, path):
                 if not os.path.isdir(directory):
                     os.mkdir(directory)
                     os.chmod(directory, 0o755)  # (whatever the umask)
@@ -438,9 +442,7 @@ def as_user(user, command):
         if closed not in made:
             made.add(closed)
             args += ["--perms", "0755", "--tmpfs", closed]
-        parts = path.split("/")
-        for i in range(len(closed.split("/")) + 1, len(parts)):
-            parent = "/".join(parts[:i])
+        for parent in _below(closed, path)[:-1]:
             if parent not in made:
                 made.add(parent)
                 args += ["--perms", "0755", "--dir", parent]

@@ -52,7 +52,6 @@ def import_references_soon():
         _importing[0].start()
 
 
-
 def public_calls(source: str) -> list[tuple[str, str, int]]:
     """[(exercise 'ex33_N', part, public seed)] of the check calls in a grade cell's source."""
     try:
