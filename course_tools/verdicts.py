@@ -2,7 +2,8 @@
 
 `VerdictExecute` is nbgrader's Execute, except for the autograded grade cells: their source (the
 public self-checks) is never sent to the kernel. For each, the grader draws the student's hidden
-seeds from the course secret, computes the references here (`course_tools.references`), asks the
+seeds from the course secret, computes the references here (`course_tools.references`: those
+the cells' parts read, in a thread, while the kernel starts and runs the notebook), asks the
 kernel only for the values of the student's functions on those inputs (one probe per call:
 `bptt_grading.inkernel.answer`, whose one output of type MIME is the only thing read back),
 judges them here (`bptt_grading.judge`) and writes the verdict as the cell's only output: none
@@ -20,12 +21,10 @@ for the exercises that train models (`hidden_per_call`).
 import ast
 import hashlib
 import hmac
-import importlib
 import json
 import os
 import secrets
-import sys
-import threading
+from concurrent.futures import ThreadPoolExecutor
 
 from nbclient.exceptions import DeadKernelError
 from nbclient.util import run_sync
@@ -37,19 +36,30 @@ from bptt_grading import judge
 from bptt_grading.inkernel import MIME
 
 MAX_ANSWER = 8 * 2**20  # bytes of one answer, at most
-REFERENCES = "course_tools.references"
-_importing = []  # the thread importing REFERENCES, once started
 
 
-def import_references_soon():
-    """Import the references (torch: about 1 s) in a thread of this process while the first
-    kernel starts and runs, unless done or under way; `judge_cell`'s import then waits for it
-    only if it is not done. Only in a process that will not fork (serial nbgrader, a job's
-    child): the parallel workers import it before their first job (`autograde.PrivateCourse`)."""
-    if REFERENCES not in sys.modules and not _importing:
-        _importing.append(threading.Thread(target=importlib.import_module, args=(REFERENCES,),
-                                           daemon=True))
-        _importing[0].start()
+def _reference(exercise: str, seed: int) -> dict:
+    from course_tools.references import reference  # (torch: ~0.8 s, the first time)
+
+    return reference(exercise, seed)
+
+
+class References:
+    """The references a notebook's grade cells need, computed in cell order in a thread of
+    their own while its kernel starts and runs (the only thread of this process that runs
+    torch, its import included): `get` waits only for what is not done yet."""
+
+    def __init__(self, keys):
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="references")
+        self.futures = {key: self.pool.submit(_reference, *key) for key in dict.fromkeys(keys)}
+
+    def get(self, exercise: str, seed: int) -> dict:
+        if (exercise, seed) not in self.futures:
+            self.futures[exercise, seed] = self.pool.submit(_reference, exercise, seed)
+        return self.futures[exercise, seed].result()
+
+    def close(self):
+        self.pool.shutdown(wait=False, cancel_futures=True)
 
 
 def public_calls(source: str) -> list[tuple[str, str, int]]:
@@ -132,12 +142,17 @@ class VerdictExecute(Execute):
              "models: 1).").tag(config=True)
 
     def preprocess(self, nb, resources=None, km=None):
-        import_references_soon()
-        return super().preprocess(nb, resources, km)
+        self.references = References(
+            (exercise, seed) for cell in nb.cells if _judged(cell)
+            for exercise, part, seed in self.hidden_calls(cell, resources)
+            if judge.uses_reference(exercise, part))
+        try:
+            return super().preprocess(nb, resources, km)
+        finally:
+            self.references.close()
 
     def preprocess_cell(self, cell, resources, index):
-        meta = cell.metadata.get("nbgrader", {})
-        if cell.cell_type != "code" or not meta.get("grade") or meta.get("solution"):
+        if not _judged(cell):
             return super().preprocess_cell(cell, resources, index)
         cell.outputs, cell.execution_count = [], None
         try:
@@ -147,28 +162,40 @@ class VerdictExecute(Execute):
         except DeadKernelError:
             raise  # SandboxExecute (or SurvivingExecute) records it: this cell and the rest score 0
         except Exception as e:  # noqa: BLE001 — a grader fault must score 0, not crash
-            self.log.error("Could not judge %s: %r", meta.get("grade_id"), e)
+            self.log.error("Could not judge %s: %r", cell.metadata.nbgrader.get("grade_id"), e)
             cell.outputs = [_verdict(f"could not be graded ({type(e).__name__}); ask your "
                                      "instructor")]
         finally:
             self.nb.cells[index] = cell
         return cell, self.resources
 
-    def judge_cell(self, cell, resources, index):
-        """Judge every public call of the cell on hidden seeds; raise GradingFailure if wrong."""
-        from course_tools.references import reference
-
-        calls = public_calls(cell.source)
-        if not calls:
-            raise RuntimeError("a grade cell without check_33_N calls")
+    def hidden_calls(self, cell, resources) -> list[tuple[str, str, int]]:
+        """[(exercise, part, hidden seed)] the grade cell `cell` is judged on: its public calls
+        on hidden seeds drawn for this student."""
         info = resources["nbgrader"]
         secret = course_secret(self.secret_file)
+        return [(exercise, part, hidden_seed(secret, info["student"], info["notebook"],
+                                             cell.metadata.nbgrader.grade_id, i * 100 + j,
+                                             public))
+                for i, (exercise, part, public) in enumerate(public_calls(cell.source))
+                for j in range(self.hidden_per_call.get(exercise, 2))]
+
+    def judge_cell(self, cell, resources, index):
+        """Judge every public call of the cell on hidden seeds; raise GradingFailure if wrong."""
+        calls = self.hidden_calls(cell, resources)
+        if not calls:
+            raise RuntimeError("a grade cell without check_33_N calls")
         student = KernelStudent(self, index)
-        for i, (exercise, part, public) in enumerate(calls):
-            for j in range(self.hidden_per_call.get(exercise, 2)):
-                seed = hidden_seed(secret, info["student"], info["notebook"],
-                                   cell.metadata.nbgrader.grade_id, i * 100 + j, public)
-                judge.judge(exercise, part, student, reference(exercise, seed), seed)
+        for exercise, part, seed in calls:
+            ref = self.references.get(exercise, seed) if judge.uses_reference(exercise, part) \
+                else None
+            judge.judge(exercise, part, student, ref, seed)
+
+
+def _judged(cell) -> bool:
+    """Whether `cell` is an autograded grade cell (judged here, never run in the kernel)."""
+    meta = cell.metadata.get("nbgrader", {})
+    return cell.cell_type == "code" and meta.get("grade") and not meta.get("solution")
 
 
 def _verdict(message: str):
