@@ -395,6 +395,18 @@ def test_feedback_names_the_mistake(graded, case):
             assert html.escape(text, quote=False) in page.read_text()
 
 
+@pytest.mark.parametrize("case", [c for c in CASES if c.student.endswith("sol")], ids=_id)
+def test_a_correct_answer_gets_feedback_without_an_error(graded, case):
+    """No cell of a right answer's autograded notebook shows an error (33.4's comparison with
+    autograd, hidden while grading, says so in a line instead)."""
+    path = graded.course / "autograded" / case.student / case.assignment / \
+        f"{case.assignment}.ipynb"
+    errors = [(c.metadata.get("nbgrader", {}).get("grade_id"), o.get("evalue"))
+              for c in read_nb(path).cells for o in c.get("outputs", [])
+              if o.output_type == "error"]
+    assert not errors
+
+
 def test_points_cannot_be_edited(graded):
     assert graded.max_scores == {a: sum(FULL[a].values()) + manual for a, manual in
                                  zip(ASSIGNMENTS, (5, 3, 3, 0, 3), strict=True)}
