@@ -48,6 +48,7 @@ import threading
 import time
 import traceback
 import uuid
+import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 from functools import partial
@@ -56,6 +57,12 @@ from multiprocessing.util import Finalize
 
 from course_tools.safefiles import Refused, read_tree, write_tree
 
+# nbgrader under SQLAlchemy 2, for every submission it records: "SAWarning: Object of type
+# <SubmittedAssignment> not in session, add operation along 'Student.submissions' will not
+# proceed" (autoflush, before nbgrader adds the object itself). Stock nbgrader prints it too; here
+# every job's child would, burying the progress lines and failures of a class under thousands.
+warnings.filterwarnings("ignore", r"Object of type <\w+> not in session, add operation along "
+                        r"'\w+\.submissions' will not proceed", module=r"nbgrader\.api\Z")
 _one_at_a_time = threading.Lock()
 _private_course = None  # this worker's PrivateCourse, for the batch it last graded
 STEPS = ("source", "release", "submitted", "autograded", "feedback")

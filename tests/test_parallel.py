@@ -116,6 +116,7 @@ def test_local_workers_match_serial(serial, tmp_path):
     run = parallel(base, "sq", "sq2", "--workers", "2")
     assert run.returncode == 1 and failed_jobs(run) == FAILING, run.stdout + run.stderr
     assert run.stdout.count(": graded") == len(ANSWERS) - 1 + len(SUBMITTED["sq2"]) - 1
+    assert "Warning" not in run.stderr, run.stderr  # (nbgrader's SAWarnings: one per job)
     finish(base)
     check_same_as_serial(serial_base, base)
     again = parallel(base, "sq")  # graded students are skipped (as nbgrader does), failed ones not
