@@ -5,6 +5,10 @@
 #   $BPTT_COURSE_DIR (default ./course, not in git): release/, submitted/, autograded/,
 #                    feedback/, downloaded/, gradebook.db, references/, grades.csv
 # Every command the instructor runs writes only into the course directory, never the repository.
+from course_tools.sandbox import BY_HAND, configure, fail_closed
+
+fail_closed()  # first: unless this file completes configure(c) (last), no nbgrader command runs
+# ruff: noqa: E402 (the imports below come after that line on purpose)
 import os
 import sys
 
@@ -140,8 +144,6 @@ c.GenerateFeedback.preprocessors = [FeedbackClearHiddenTests, GetGrades,
 # What a graded kernel may import: the library and the students' grading package (the grader's
 # course_tools, references included, is not in the sandbox); in 33.1 and 33.4 neither torch nor
 # the library's BPTT.
-from course_tools.sandbox import BY_HAND, configure  # noqa: E402
-
 c.Sandbox.packages = ["bptt_lib", "bptt_grading"]
 c.Sandbox.hidden_modules = {"ex33_1_wx_gradient": BY_HAND, "ex33_4_manual_bptt": BY_HAND}
 # Last: started as root, the command goes on as the course directory's owner from here (the

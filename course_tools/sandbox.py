@@ -585,8 +585,33 @@ def _error(ename, evalue):
     return new_output("error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"])
 
 
+_configured = []  # configure(c) completed since the config file last called fail_closed()
+
+
+def fail_closed():
+    """Call first in `nbgrader_config.py`: an nbgrader command then refuses to start unless the
+    file goes on to complete `configure(c)`. (nbgrader only logs an exception raised in a config
+    file, and goes on with what was set before it: as root and unsandboxed, had it come before
+    `configure(c)`.)"""
+    from nbgrader.apps.baseapp import NbGrader
+
+    _configured.clear()
+    if not getattr(NbGrader.start, "fails_closed", False):
+        start = NbGrader.start
+
+        def guarded_start(self):
+            if not _configured:
+                raise SystemExit("Refusing to run: nbgrader_config.py stopped before "
+                                 "configure(c) (see the error logged above)")
+            return start(self)
+
+        guarded_start.fails_closed = True
+        NbGrader.start = guarded_start
+
+
 def configure(c):
-    """Turn the sandbox on for a course: call it last in `nbgrader_config.py`.
+    """Turn the sandbox on for a course: call it last in `nbgrader_config.py` (and
+    `fail_closed()` first).
 
     Every Execute (sub)class among the autograde preprocessors gets sandboxed kernels. In the
     `nbgrader` command, started as root, it starts the kernel launcher (with the config as it is
@@ -610,6 +635,7 @@ def configure(c):
             raise SystemExit(str(e)) from None
         except Exception as e:  # (nbgrader would log it, and grade as root without the config)
             raise SystemExit(f"Refusing to grade: cannot become the grading user: {e}") from e
+    _configured.append(True)
 
 
 def _sandboxed(step):

@@ -8,6 +8,7 @@ refused, saying what to do. The launcher refuses malformed requests and connecti
 users, and its kernels' sockets are reachable by the grading user.
 """
 
+import ast
 import json
 import os
 import pwd
@@ -17,11 +18,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
 from course_tools import privileged, synthetic
 from course_tools.sandbox import RUN_DIR, Sandbox
+
+ROOT = Path(__file__).resolve().parents[1]
 
 HONEST = "def square(x):\n    return x * x"
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="dropping privileges needs root")
@@ -154,6 +158,44 @@ def test_a_grading_user_that_cannot_be_had_refuses_to_grade(tmp_path):
         assert "Refusing to grade: no grading user" in run.stderr, run.stderr[-2000:]
         assert "no-such-user" in run.stderr
     assert not os.path.exists(os.path.join(base, "course", "autograded"))
+
+
+def test_a_config_that_fails_before_configure_runs_nothing(tmp_path):
+    """nbgrader only logs an exception raised in its config file and goes on with its defaults:
+    a course kept where its config is (nbgrader's own layout) with a typo above configure(c) is
+    graded as root, unsandboxed (the control). After fail_closed(), no nbgrader command runs."""
+    for guarded in (False, True):
+        base = str(tmp_path / f"class-{guarded}")
+        synthetic.make_course(base, {"sq": synthetic.square_assignment()})
+        synthetic.submit(base, "sq", "s0", HONEST)
+        course = os.path.join(base, "course")
+        with open(os.path.join(base, "nbgrader_config.py")) as f:
+            config = f.read().replace('root = "course"', 'root = "."')
+        with open(os.path.join(course, "nbgrader_config.py"), "w") as f:
+            f.write(("from course_tools.sandbox import fail_closed\nfail_closed()\n" if guarded
+                     else "") + config.replace("configure(c)",
+                                               "c.Execute.timeout = thirty\nconfigure(c)"))
+        graded = os.path.join(course, "autograded", "s0", "sq")
+        for command in (["autograde", "sq"], ["generate_feedback", "sq"],
+                        ["db", "student", "list"]):
+            run = synthetic.nbgrader(course, *command, check=False)
+            assert "NameError: name 'thirty' is not defined" in run.stderr, run.stderr[-2000:]
+            if not guarded:
+                assert os.path.isdir(graded) and os.stat(graded).st_uid == 0  # as root
+                break
+            assert run.returncode != 0, run.stdout + run.stderr
+            assert "Refusing to run: nbgrader_config.py stopped before configure(c)" in \
+                run.stderr, run.stderr[-2000:]
+        if guarded:
+            assert not os.path.exists(os.path.join(course, "autograded"))
+
+
+def test_the_course_config_fails_closed_first_and_configures_last():
+    tree = ast.parse((ROOT / "nbgrader_config.py").read_text())
+    calls = [ast.unparse(n.value) for n in tree.body if isinstance(n, ast.Expr)]
+    assert ast.unparse(tree.body[0]).startswith("from course_tools.sandbox import")
+    assert ast.unparse(tree.body[1]) == "fail_closed()" and calls[-1] == "configure(c)"
+    assert ast.unparse(tree.body[-1]) == "configure(c)"
 
 
 def test_any_failure_to_become_the_grader_ends_an_nbgrader_command(monkeypatch):
