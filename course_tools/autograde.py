@@ -337,7 +337,14 @@ def load_course(config_dir):
     from nbgrader.coursedir import CourseDirectory
     from traitlets.config.loader import PyFileConfigLoader
 
-    config = PyFileConfigLoader("nbgrader_config.py", path=config_dir).load_config()
+    try:
+        config = PyFileConfigLoader("nbgrader_config.py", path=config_dir).load_config()
+    except Exception as e:
+        lines = [f.lineno for f in traceback.extract_tb(e.__traceback__)
+                 if os.path.basename(f.filename) == "nbgrader_config.py"]
+        where = f", line {lines[-1]}" if lines else ""
+        raise CannotGrade(f"Refusing to grade: nbgrader_config.py{where}: "
+                          f"{type(e).__name__}: {e}") from None
     cwd = os.getcwd()
     os.chdir(config_dir)  # relative roots in the config are relative to it
     try:

@@ -187,6 +187,11 @@ def test_a_config_that_fails_before_configure_runs_nothing(tmp_path):
             assert "Refusing to run: nbgrader_config.py stopped before configure(c)" in \
                 run.stderr, run.stderr[-2000:]
         if guarded:
+            run = subprocess.run([sys.executable, "-m", "course_tools.autograde", "sq"],
+                                 cwd=course, env=synthetic._env(), capture_output=True, text=True)
+            assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr[-2000:]
+            assert "Refusing to grade: nbgrader_config.py, line 9: NameError: name 'thirty'" in \
+                run.stderr, run.stderr[-2000:]
             assert not os.path.exists(os.path.join(course, "autograded"))
 
 
