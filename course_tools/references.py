@@ -119,7 +119,7 @@ def _ref_33_2(seed: int) -> dict:
     def case(W):
         rho, lam = spectral_radius(W), np.linalg.eigvals(W)
         return {"W": W.tolist(), "label": label(rho), "rho": rho, "sigma": spectral_norm(W),
-                "max_re": float(np.abs(lam.real).max()), "strict": label(rho, 0.0),
+                "max_re": float(np.abs(lam.real).max()),
                 "by_sigma": label(spectral_norm(W)), "by_re": label(np.abs(lam.real).max())}
 
     return {"W_h": W_h.tolist(), "k": k, "t": t, "jacobian": jac.numpy().tolist(),
