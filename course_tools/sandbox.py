@@ -132,7 +132,9 @@ class Sandbox(Configurable):
     env_keep = List(
         Unicode(),
         ["LANG", "LC_ALL", "TZ", "NBGRADER_EXECUTION", "PYTHONHASHSEED", "OMP_NUM_THREADS",
-         "MKL_NUM_THREADS", "MPLBACKEND", "PYDEVD_DISABLE_FILE_VALIDATION"],
+         "MKL_NUM_THREADS", "MPLBACKEND", "PYDEVD_DISABLE_FILE_VALIDATION",
+         # the numeric kernels the grader's references use (and that some CPUs need set)
+         "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "ATEN_CPU_CAPABILITY"],
         help="Environment variables passed into the sandbox (all others are cleared).",
     ).tag(config=True)
 

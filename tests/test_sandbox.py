@@ -9,6 +9,8 @@ import os
 import pwd
 import re
 import socket
+import subprocess
+import sys
 import threading
 import time
 
@@ -254,4 +256,25 @@ def test_grading_refuses_without_bubblewrap_unless_opted_out(tmp_path):
     assert run.returncode != 0 and "Refusing to grade" in run.stdout + run.stderr
     assert synthetic.scores(base, "sq")["alice"] == {"test_public": None, "test_hidden": None}
     synthetic.nbgrader(base, "autograde", "sq", env={**synthetic._env(), "COURSE_SANDBOX": "off"})
+    assert synthetic.scores(base, "sq")["alice"] == {"test_public": 1.0, "test_hidden": 1.0}
+
+
+def test_the_kernel_computes_with_the_graders_numeric_kernels(tmp_path):
+    """OpenBLAS and torch pick their kernels by CPU, and some machines set OPENBLAS_CORETYPE;
+    the sandbox passes those variables on, so the student's NumPy rounds as the grader's does
+    (np.linalg.eig of a ρ = 1 matrix lands on one side of 1 or the other by kernel)."""
+    probe = ("import os\nfrom bptt_lib.jacobians import matrix_with_spectral_radius\n"
+             "W = matrix_with_spectral_radius(5, 1.0, seed=2)\n"
+             "print('coretype', os.environ.get('OPENBLAS_CORETYPE'),\n"
+             "      repr(float(np.abs(np.linalg.eigvals(W)).max())))\n")
+    env = {**synthetic._env(), "OPENBLAS_CORETYPE": "Prescott"}
+    graders = subprocess.run(
+        [sys.executable, "-c", "import numpy as np\n" + probe],
+        env=env, capture_output=True, text=True, check=True).stdout.strip()
+    base = str(tmp_path / "blas")
+    synthetic.make_course(base, {"sq": synthetic.square_assignment()})
+    synthetic.submit(base, "sq", "alice", probe + HONEST)
+    synthetic.nbgrader(base, "autograde", "sq", env=env)
+    assert graders.startswith("coretype Prescott ")
+    assert graders in synthetic.outputs(base, "sq", "alice")
     assert synthetic.scores(base, "sq")["alice"] == {"test_public": 1.0, "test_hidden": 1.0}
