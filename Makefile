@@ -50,12 +50,17 @@ exercises: $(STAMP)
 	  --CourseDirectory.release_directory="$(CURDIR)/exercises" || exit 1; done
 
 ## Lint, then run the whole test suite (library, book claims, grading pipeline, built site),
-## then the book's claims again under torch's portable CPU kernels (other rounding, other runs).
+## then the book's claims again under torch's portable CPU kernels (other rounding, other runs),
+## then the tests that NumPy's linear algebra decides under OpenBLAS's portable Prescott kernels
+## (OpenBLAS picks its kernels by CPU: np.linalg.eig of a ρ = 1 matrix lands on either side of 1).
 CLAIMS := tests/test_claims_experiments.py tests/test_claims_theory.py
+NUMPY_SENSITIVE := tests/test_bptt_lib.py tests/test_claims_theory.py tests/test_truncation.py \
+                   tests/test_verdicts.py
 test: $(STAMP) sysdeps
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 	ATEN_CPU_CAPABILITY=default $(BIN)/python -m pytest $(CLAIMS)
+	OPENBLAS_CORETYPE=Prescott $(BIN)/python -m pytest $(NUMPY_SENSITIVE)
 
 ## Benchmarks (grading per notebook, class throughput, book build, experiment): prints a table.
 ## Needs root and bubblewrap like the tests; about 25 minutes on 2 cores.
