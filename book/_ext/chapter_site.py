@@ -91,8 +91,9 @@ def configure(app, config):
 def configure_latex(config):
     """The PDF numbers as the site does: page titles carry the chapter's numbers (33.1 …), so
     LaTeX numbers no chapter or section, and figures, listings and equations run through the
-    chapter as 33.1, 33.2, … (no domain index pages). Listings' Unicode (ᵀ, ⊙) is in DejaVu
-    Sans Mono, not in Sphinx's default FreeMono. One-sided, for the screen: no blank pages.
+    chapter as 33.1, 33.2, … (no domain index pages). Listings are in DejaVu Sans Mono, upright
+    (its oblique lacks ✓ and ✗; Sphinx's default FreeMono lacks ᵀ and ⊙), but for ℓ, which
+    only FreeMono has. One-sided, for the screen: no blank pages.
     (Settings the HTML builder does not read.)"""
     config.latex_domain_indices = False
     numbers = "".join(rf"\def\the{c}{{{CHAPTER}.\arabic{{{c}}}}}"
@@ -100,7 +101,10 @@ def configure_latex(config):
     config.latex_elements = {
         **config.latex_elements, "fncychap": "", "extraclassoptions": "openany,oneside",
         "preamble": "\n".join([r"\setcounter{secnumdepth}{-1}",
-                                r"\setmonofont{DejaVu Sans Mono}[Scale=MatchLowercase]",
+                                r"\setmonofont{DejaVu Sans Mono}[Scale=MatchLowercase,"
+                                r" ItalicFont=*, BoldItalicFont=* Bold]",
+                                r"\usepackage{newunicodechar}",
+                                r'\newunicodechar{ℓ}{{\fontspec{FreeMono}\symbol{"2113}}}',
                                 rf"\AtBeginDocument{{{numbers}}}"])}
 
 
