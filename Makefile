@@ -42,7 +42,8 @@ pdf: $(STAMP) sysdeps
 ## and training every run afresh (no experiment cache for the second), so that the two builds
 ## also show the numbers are reproducible (tests/test_site.py): what the site tests
 ## (tests/conftest.py) build when the site is missing or stale. The PDF edition is built first
-## and served by the student edition at downloads/chapter33.pdf (BPTT_PDF), linked from every page.
+## (it trains the runs the student edition then reuses) and served by the student edition at
+## downloads/chapter33.pdf (BPTT_PDF), linked from every page.
 SITE_PDF := $(abspath $(SITE_OUT))/_build/latex/chapter33.pdf
 site: $(STAMP) sysdeps
 	rm -rf $(SITE_OUT)/_build/html $(SITE_OUT)/_build/instructor $(SITE_OUT)/_build/latex \
