@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: book book-instructor site exercises test bench lint lock sysdeps clean
+.PHONY: book book-instructor pdf site exercises test bench lint lock sysdeps clean
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,13 +30,26 @@ book-instructor: $(STAMP)
 	rm -rf _build/instructor
 	BPTT_EDITION=instructor $(BIN)/jupyter-book build . --all -W -n --keep-going --path-output _build/instructor
 
+## The PDF edition (student) into _build/latex/chapter33.pdf, with Jupyter Book's LaTeX builder
+## (XeLaTeX, TeX Live from Debian: `make sysdeps`); its training runs come from the experiment
+## cache that `make book` left, where valid. TeX stops at the first error instead of prompting.
+export LATEXOPTS = -interaction=nonstopmode -halt-on-error
+pdf: $(STAMP) sysdeps
+	rm -rf _build/latex
+	$(BIN)/jupyter-book build . --builder pdflatex --all -W -n --keep-going
+
 ## Both editions into $(SITE_OUT)/_build/{html,instructor/_build/html}, each executing every page
 ## and training every run afresh (no experiment cache for the second), so that the two builds
 ## also show the numbers are reproducible (tests/test_site.py): what the site tests
-## (tests/conftest.py) build when the site is missing or stale.
-site: $(STAMP)
-	rm -rf $(SITE_OUT)/_build/html $(SITE_OUT)/_build/instructor $(BPTT_EXPERIMENT_CACHE)
-	$(BIN)/jupyter-book build . --all -W -n --keep-going --path-output $(SITE_OUT)
+## (tests/conftest.py) build when the site is missing or stale. The PDF edition is built first
+## (it trains the runs the student edition then reuses) and served by the student edition at
+## downloads/chapter33.pdf (BPTT_PDF), linked from every page.
+SITE_PDF := $(abspath $(SITE_OUT))/_build/latex/chapter33.pdf
+site: $(STAMP) sysdeps
+	rm -rf $(SITE_OUT)/_build/html $(SITE_OUT)/_build/instructor $(SITE_OUT)/_build/latex \
+	  $(BPTT_EXPERIMENT_CACHE)
+	$(BIN)/jupyter-book build . --builder pdflatex --all -W -n --keep-going --path-output $(SITE_OUT)
+	BPTT_PDF=$(SITE_PDF) $(BIN)/jupyter-book build . --all -W -n --keep-going --path-output $(SITE_OUT)
 	BPTT_EDITION=instructor BPTT_EXPERIMENT_CACHE= \
 	  $(BIN)/jupyter-book build . --all -W -n --keep-going --path-output $(SITE_OUT)/_build/instructor
 
@@ -70,11 +83,19 @@ bench: $(STAMP) sysdeps
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-## Debian packages the tests drive (as root; a fresh machine has neither).
+## Debian packages the tests drive (as root; a fresh machine has none): Chromium and bubblewrap,
+## and for the PDF (`make pdf`) TeX Live's XeLaTeX, latexmk and the LaTeX packages Sphinx uses,
+## FreeFont and DejaVu Sans Mono (book/_ext/chapter_site.py), poppler's pdftoppm (tests/test_pdf.py).
+TEX_DEBS := latexmk texlive-xetex texlive-latex-extra texlive-fonts-recommended \
+  fonts-freefont-otf fonts-dejavu-core poppler-utils
 sysdeps:
 	@command -v chromium >/dev/null && command -v bwrap >/dev/null || { \
 	  test "$$(id -u)" = 0 || { echo "need root to apt-get install chromium bubblewrap" >&2; exit 1; }; \
 	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium bubblewrap; }
+	@dpkg -s $(TEX_DEBS) >/dev/null 2>&1 || { \
+	  test "$$(id -u)" = 0 || { echo "need root to apt-get install $(TEX_DEBS)" >&2; exit 1; }; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+	    --no-install-recommends $(TEX_DEBS); }
 
 ## Re-resolve requirements.in into requirements.lock (exact versions).
 lock:

@@ -76,6 +76,26 @@ def sweep_widget_html(sweep: SigmaSweep, *, sigma: float = 0.9, dom_id: str = "s
                               START=start, T=sweep.T, BLUE=BLUE, GRAY=GRAY, PAPER=PAPER)
 
 
+class SweepWidget:
+    """The widget as a notebook output: the HTML for the site and, for the PDF (which runs no
+    JavaScript), a figure of the norms and bounds at a few σ_max (plots.sigma_sweep_figure)."""
+
+    def __init__(self, sweep: SigmaSweep, *, sigma: float = 0.9):
+        self.sweep, self.sigma = sweep, sigma
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        import matplotlib.pyplot as plt
+
+        from .plots import sigma_sweep_figure
+        from .style import figure_pdf
+
+        fig = sigma_sweep_figure(self.sweep)
+        pdf = figure_pdf(fig)
+        plt.close(fig)
+        return {"text/html": sweep_widget_html(self.sweep, sigma=self.sigma),
+                "application/pdf": pdf, "text/plain": "σ_max sweep (interactive on the site)"}
+
+
 _WIDGET = Template("""\
 <div id="$ID" class="sigma-sweep" style="background:$PAPER;color:#1f2937;padding:0.6em 0.8em;
  border-radius:4px;font-family:sans-serif;font-size:15px">
@@ -91,15 +111,16 @@ _WIDGET = Template("""\
  <g class="grid"></g>
  <polyline class="bound" fill="none" stroke="$GRAY" stroke-width="2.5" stroke-dasharray="8 5"/>
  <polyline class="measured" fill="none" stroke="$BLUE" stroke-width="3"/>
- <text x="350" y="382" text-anchor="middle" font-size="16" fill="#1f2937">steps back t − k</text>
+ <text class="xlabel" x="350" y="382" text-anchor="middle" font-size="16" fill="#1f2937">steps back
+  t − k</text>
  <text transform="translate(16 180) rotate(-90)" text-anchor="middle" font-size="16"
   fill="#1f2937">‖∂h<tspan baseline-shift="sub" font-size="12">t</tspan> / ∂h<tspan
   baseline-shift="sub" font-size="12">k</tspan>‖₂ (log scale)</text>
  <g font-size="15" fill="#1f2937"><line x1="100" x2="132" y1="14" y2="14" stroke="$BLUE"
   stroke-width="3"/><text x="138" y="19">measured</text><line x1="250" x2="282" y1="14" y2="14"
   stroke="$GRAY" stroke-width="2.5" stroke-dasharray="8 5"/><text x="288" y="19">bound
-  σ<tspan baseline-shift="sub" font-size="11">max</tspan><tspan baseline-shift="super"
-  font-size="11">t−k</tspan></text></g>
+  σ<tspan baseline-shift="sub" font-size="12">max</tspan><tspan baseline-shift="super"
+  font-size="12">t−k</tspan></text></g>
 </svg>
 <p class="readout" style="margin:0.3em 0 0"></p>
 </div>
@@ -109,7 +130,7 @@ _WIDGET = Template("""\
   const root = document.getElementById("$ID");
   const [sigmaIn, tIn] = root.querySelectorAll("input");
   const svg = root.querySelector("svg"), ns = "http://www.w3.org/2000/svg";
-  const L = 78, R = 620, TOP = 40, B = 330;  // the legend above TOP
+  const L = 78, TOP = 40, B = 330;  // the legend above TOP
   function el(name, attrs, text) {
     const e = document.createElementNS(ns, name);
     for (const k in attrs) e.setAttribute(k, attrs[k]);
@@ -117,6 +138,11 @@ _WIDGET = Template("""\
     return e;
   }
   function draw() {
+    // a narrow column (a phone) gets a narrower plot, so that its text stays as large
+    const W = svg.clientWidth < 480 ? 420 : 640;
+    svg.setAttribute("viewBox", "0 0 " + W + " 390");
+    const R = W - 20;
+    svg.querySelector(".xlabel").setAttribute("x", (L + R) / 2);
     const i = +sigmaIn.value, T = +tIn.value;
     const norms = data.log_norms[i].slice(0, T), bound = data.log_bound[i].slice(0, T);
     let lo = Math.floor(Math.min(...norms, ...bound, 0));
@@ -134,7 +160,7 @@ _WIDGET = Template("""\
                               "stroke-width": d === 0 ? 2 : 1}));
       const label = el("text", {x: L - 8, y: y(d) + 5, "text-anchor": "end",
                                 "font-size": 15, fill: "#1f2937"}, "10");
-      label.append(el("tspan", {"baseline-shift": "super", "font-size": 11}, String(d)));
+      label.append(el("tspan", {"baseline-shift": "super", "font-size": 12}, String(d)));
       grid.append(label);
     }
     const step = Math.max(1, Math.ceil((T - 1) / 8 / 5) * 5);
@@ -152,6 +178,7 @@ _WIDGET = Template("""\
   }
   sigmaIn.addEventListener("input", draw);
   tIn.addEventListener("input", draw);
+  window.addEventListener("resize", draw);
   draw();
 })();
 </script>

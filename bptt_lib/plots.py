@@ -14,6 +14,11 @@ from .style import AMBER, BLUE, BLUE_DARK, BURGUNDY, GRAY, GREEN, PURPLE, RED
 # ---------------------------------------------------------------------------------------------
 
 
+# Every figure is at most COLUMN wide, its text at least 11 pt (the style's size), so that on a
+# phone (a column of about 335 CSS px) its smallest text still shows at 8 px or more.
+COLUMN = 6.0  # inches: 600 px at the style's dpi, shown at up to 672 px in the book's column
+
+
 def _cell(ax, x, y, w, h, text, fontsize=11):
     """A rounded RNN-cell box centred at (x, y)."""
     ax.add_patch(FancyBboxPatch((x - w / 2, y - h / 2), w, h, boxstyle="round,pad=0.12",
@@ -30,13 +35,13 @@ def _arrow(ax, start, end, color="black", lw=1.6, **style):
 def unrolling_diagram(T_shown: int = 3) -> Figure:
     """The folded RNN (one cell with a self-loop) beside its unrolled graph: T_shown copies of
     the cell, then ⋯ and step T, with h_t passed forward and gradients flowing back (dashed)."""
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6), width_ratios=[1, 2.7])
+    fig, (left, right) = plt.subplots(2, 1, figsize=(COLUMN, 6.6), height_ratios=[1, 1.1])
     for ax in (left, right):
         ax.set_aspect("equal")
         ax.axis("off")
 
     left.set(xlim=(-0.5, 4.8), ylim=(-1.2, 5.4), title="Folded RNN")
-    _cell(left, 2, 2.1, 2.2, 1.6, "RNN cell\n$W_x, W_h, b_h$", fontsize=10)
+    _cell(left, 2, 2.1, 2.2, 1.6, "RNN cell\n$W_x, W_h, b_h$")
     _arrow(left, (2, 0), (2, 1.18))
     left.text(2, -0.35, "$x_t$", ha="center", fontsize=14)
     _arrow(left, (2, 3.02), (2, 4.2))
@@ -48,7 +53,7 @@ def unrolling_diagram(T_shown: int = 3) -> Figure:
     steps = [str(t) for t in range(1, T_shown + 1)] + ["T"]
     dots = (xs[-2] + xs[-1]) / 2
     right.set(xlim=(-0.8, xs[-1] + 1.3), ylim=(-2.1, 5.4),
-              title="Unrolled: one copy per step, the same weights in every copy")
+              title="Unrolled: one copy per step, shared weights")
     for x, t in zip(xs, steps, strict=True):
         _cell(right, x, 2.1, 1.4, 1.3, "RNN")
         _arrow(right, (x, 0), (x, 1.33))
@@ -75,7 +80,7 @@ def unrolling_diagram(T_shown: int = 3) -> Figure:
 def jacobian_norms_figure(cases: dict) -> Figure:
     """Measured ‖∂h_t/∂h_k‖₂ and the bound (σ_max)^{t−k} against t − k on a log axis, one panel
     per case (up to three, stacked). cases: {title: JacobianCase}, e.g. `study.cases()`."""
-    fig, axes = plt.subplots(len(cases), 1, figsize=(8, 2.7 * len(cases)), sharex=True)
+    fig, axes = plt.subplots(len(cases), 1, figsize=(COLUMN, 2.7 * len(cases)), sharex=True)
     for ax, (title, case), color in zip(np.atleast_1d(axes), cases.items(), (BLUE, GREEN, RED),
                                         strict=False):
         ax.semilogy(case.steps, case.norms, color=color, lw=2.2, label="measured")
@@ -86,12 +91,29 @@ def jacobian_norms_figure(cases: dict) -> Figure:
         ax.set_ylim(min(case.norms.min(), 1) / 10, top)
         if case.bound.max() > top:
             ax.text(0.99, 0.93, f"bound reaches {case.bound[-1]:.0e} at t − k = {case.steps[-1]}",
-                    transform=ax.transAxes, ha="right", va="top", fontsize=10, color=GRAY)
+                    transform=ax.transAxes, ha="right", va="top", color=GRAY)
         ax.set(title=rf"{title}: $\sigma_{{\max}}(W_h) = {case.sigma_max:.2f}$, "
                      rf"$\rho(W_h) = {case.rho:.2f}$",
                ylabel=r"$\|\partial h_t / \partial h_k\|_2$")
-        ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=10)
+    np.atleast_1d(axes)[0].legend(loc="lower left")  # under the start of the falling curve
     ax.set_xlabel("steps back in time $t - k$")
+    fig.tight_layout()
+    return fig
+
+
+def sigma_sweep_figure(sweep, sigmas=(0.5, 0.9, 1.2, 2.0, 4.0)) -> Figure:
+    """The printed counterpart of 33.3's widget: ‖∂h_t/∂h_0‖₂ (solid) and the bound σ_max^t
+    (dashed) against t, for a few σ_max of `sweep` (interactive.SigmaSweep)."""
+    fig, ax = plt.subplots(figsize=(COLUMN, 4.2))
+    t = np.arange(1, sweep.T + 1)
+    for sigma, color in zip(sigmas, _RUN_COLORS, strict=False):
+        i = int(np.abs(sweep.sigmas - sigma).argmin())
+        ax.semilogy(t, sweep.norms[i], color=color, lw=2, label=rf"$\sigma_{{\max}}$ = {sigma:g}")
+        ax.semilogy(t, sweep.bound[i], color=color, lw=1.2, ls="--")
+    ax.set_ylim(sweep.norms.min() / 10, 1e6)  # the bounds above 1 leave the panel
+    ax.set(title="Measured norm (solid) and bound (dashed)", xlabel="steps back t − k",
+           ylabel=r"$\|\partial h_t / \partial h_k\|_2$")
+    _legend_below(ax, ncol=3)
     fig.tight_layout()
     return fig
 
@@ -99,11 +121,10 @@ def jacobian_norms_figure(cases: dict) -> Figure:
 # ---------------------------------------------------------------------------------------------
 # 33.4–33.6 (the experiment pages): every configuration over its seeds. Curves are drawn per
 # seed, faintly, with the median on top; finals are drawn as one dot per seed.
-# Figures are laid out for the page's column (7 in wide, at most two panels side by side).
+# Figures are laid out for the page's column (COLUMN wide, panels stacked).
 # ---------------------------------------------------------------------------------------------
 
 _RUN_COLORS = (BLUE, GREEN, AMBER, PURPLE, RED, BURGUNDY)
-COLUMN = 7.0  # inches: the width of the book's text column at the style's dpi
 
 
 def _chance(ax, level, label="chance"):
@@ -145,7 +166,7 @@ def remember_first_figure(runs: dict, chance_acc: float) -> Figure:
                    label="train" if i == 0 else None)
         _seed_dots(top, i + 0.15, r.final("test_acc"), BLUE, spread=0.12,
                    label="test" if i == 0 else None)
-        top.text(i, 1.08, f"{r.n_solved}/{r.n}", ha="center", fontsize=10, color=BLUE_DARK)
+        top.text(i, 1.08, f"{r.n_solved}/{r.n}", ha="center", color=BLUE_DARK)
         _seed_curves(bottom, [rec.test_acc for rec in r.records], _RUN_COLORS[i], f"T = {T}")
     _chance(top, chance_acc)
     top.set(xticks=range(len(runs)), xticklabels=[str(T) for T in runs], ylim=(0, 1.16),

@@ -54,9 +54,19 @@ def _png_with_min_font(fig):
                         metadata={MIN_FONT_KEY: f"{min_font_px(fig):.2f}"})
 
 
+def figure_pdf(fig) -> str:
+    """The figure as a vector PDF, base64-encoded (a notebook's ``application/pdf`` output, which
+    the book's PDF edition prints; the site shows the PNG). No creation date: same bytes for the
+    same figure."""
+    from IPython.core.pylabtools import print_figure
+
+    return print_figure(fig, "pdf", base64=True, metadata={"CreationDate": None})
+
+
 def use_style() -> None:
     """Apply the chapter's style (seaborn whitegrid + the paper background) globally; in
-    IPython, figures are shown as PNGs that record their smallest text size."""
+    IPython, figures are shown as PNGs that record their smallest text size (the site) and as
+    vector PDFs (the PDF edition)."""
     mpl.style.use("seaborn-v0_8-whitegrid")
     mpl.rcParams.update(STYLE)
     try:
@@ -68,4 +78,6 @@ def use_style() -> None:
         import matplotlib.pyplot as plt
 
         plt.switch_backend(plt.get_backend())  # the inline backend sets its formatters now
-        shell.display_formatter.formatters["image/png"].for_type(plt.Figure, _png_with_min_font)
+        formatters = shell.display_formatter.formatters
+        formatters["image/png"].for_type(plt.Figure, _png_with_min_font)
+        formatters["application/pdf"].for_type(plt.Figure, figure_pdf)

@@ -129,7 +129,8 @@ def test_page_renders_offline(browser, servers, edition, name):
 
 # --- reading: figure text size, opaque figures, listings and equations in the column, the widget
 
-MIN_TEXT_PX = 9   # the smallest legible text, in CSS pixels as shown
+# The smallest legible text, in CSS pixels as shown: on a desktop and on a phone (390 px wide).
+MIN_TEXT_PX = {1280: 9, 390: 8}
 READING = r"""() => {
   const images = [...document.querySelectorAll('article img')].map(i => ({
     figure: (i.closest('figure') || {}).id || null, src: i.getAttribute('src'),
@@ -151,10 +152,9 @@ READING = r"""() => {
 }"""
 
 
-@pytest.fixture(scope="module")
-def reading(browser, servers):
-    """What READING measures on every student page at the test viewport, by page."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+def read_pages(browser, servers, width):
+    """What READING measures on every student page at a viewport `width` px wide, by page."""
+    context = browser.new_context(viewport={"width": width, "height": 900})
     local_only(context, blocked := [])
     tab = context.new_page()
     seen = {}
@@ -167,25 +167,39 @@ def reading(browser, servers):
     return seen
 
 
+@pytest.fixture(scope="module")
+def reading(browser, servers):
+    return read_pages(browser, servers, 1280)
+
+
+@pytest.fixture(scope="module")
+def reading_phone(browser, servers):
+    return read_pages(browser, servers, 390)
+
+
+@pytest.mark.parametrize("width", MIN_TEXT_PX)
 @pytest.mark.parametrize("name", toc_pages())
-def test_figure_text_is_legible_and_figures_are_opaque(site, reading, name):
-    """Every figure's smallest text (recorded in its PNG by bptt_lib.style) is at least
-    MIN_TEXT_PX as shown, and figures are opaque (legible on the dark theme too)."""
+def test_figure_text_is_legible_and_figures_are_opaque(request, site, name, width):
+    """Every figure's smallest text (recorded in its PNG by bptt_lib.style; the widget's SVG
+    text as laid out) is at least MIN_TEXT_PX as shown, on a desktop and on a phone, and
+    figures are opaque (legible on the dark theme too)."""
     from PIL import Image
 
     from bptt_lib.style import MIN_FONT_KEY
 
+    seen = request.getfixturevalue("reading" if width == 1280 else "reading_phone")[name]
     too_small = {}
-    for image in reading[name]["images"]:
+    for image in seen["images"]:
         png = Image.open((site.student / name).parent / image["src"])
         assert png.getextrema()[-1][0] == 255, f"{name}: {image['src']} is not opaque"
         assert MIN_FONT_KEY in png.text, f"{name}: {image['src']} not drawn with use_style"
         shown = float(png.text[MIN_FONT_KEY]) * image["scale"]
-        if shown < MIN_TEXT_PX:
+        if shown < MIN_TEXT_PX[width]:
             too_small[image["figure"] or image["src"]] = round(shown, 1)
-    for text in reading[name]["svgText"]:
-        assert text["px"] >= MIN_TEXT_PX, f"{name}: SVG text {text['text']!r} at {text['px']} px"
-    assert not too_small, f"{name}: smallest text in CSS px {too_small}"
+    for text in seen["svgText"]:
+        assert text["px"] >= MIN_TEXT_PX[width], \
+            f"{name} at {width} px: SVG text {text['text']!r} at {text['px']:.1f} px"
+    assert not too_small, f"{name} at {width} px: smallest text in CSS px {too_small}"
 
 
 @pytest.mark.parametrize("name", toc_pages())

@@ -22,6 +22,11 @@ The students' library: the build makes the wheel of ``bptt_lib`` (the library on
 the ``{install-command}`` directive shows the one ``pip install`` command for it, with the
 wheel's absolute URL filled in by the reader's browser.
 
+The PDF edition (``make pdf``, the LaTeX builder on the same pages): with ``BPTT_PDF=<its path>``
+(``make site`` sets it), the HTML build copies it to ``downloads/chapter33.pdf`` and every page
+gets a header button that downloads it; without, no button (no link to a missing file). In the
+PDF, the ``{install-command}`` block names the wheel, the site's address left to the reader.
+
 Course JupyterHub: ``launch_buttons: jupyterhub_url`` in ``_config.yml`` (empty by default) gives
 the Exercises page a launch button that opens each exercise notebook on that hub, where
 nbgrader's "Fetch" puts it (``<assignment>/<assignment>.ipynb`` in the student's home). The
@@ -40,6 +45,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import tomllib
 from pathlib import Path
 
 import mathjax
@@ -53,6 +59,7 @@ MATHJAX_ENTRY = "tex-chtml.js"
 CHAPTER = 33
 WHEEL_DIR = "downloads"      # of the site's root
 EXERCISES_PAGE = "book/exercises"
+PDF_NAME = "chapter33.pdf"   # in WHEEL_DIR of the site; the LaTeX target is chapter33.tex
 
 
 def edition() -> str:
@@ -74,6 +81,31 @@ def configure(app, config):
     config.html_context = {**config.html_context, "default_mode": "light"}
     config.mathjax_path = f"mathjax/{MATHJAX_ENTRY}"
     config.html_domain_indices = False
+    configure_latex(config)
+    pdf = os.environ.get("BPTT_PDF", "")
+    if pdf and not Path(pdf).is_file():
+        raise ExtensionError(f"BPTT_PDF={pdf!r}: no such file (`make pdf` builds it)")
+    app.chapter_pdf = pdf and Path(pdf).resolve()
+
+
+def configure_latex(config):
+    """The PDF numbers as the site does: page titles carry the chapter's numbers (33.1 …), so
+    LaTeX numbers no chapter or section, and figures, listings and equations run through the
+    chapter as 33.1, 33.2, … (no domain index pages). Listings are in DejaVu Sans Mono, upright
+    (its oblique lacks ✓ and ✗; Sphinx's default FreeMono lacks ᵀ and ⊙), but for ℓ, which
+    only FreeMono has. One-sided, for the screen: no blank pages.
+    (Settings the HTML builder does not read.)"""
+    config.latex_domain_indices = False
+    numbers = "".join(rf"\def\the{c}{{{CHAPTER}.\arabic{{{c}}}}}"
+                      for c in ("figure", "table", "literalblock", "equation"))
+    config.latex_elements = {
+        **config.latex_elements, "fncychap": "", "extraclassoptions": "openany,oneside",
+        "preamble": "\n".join([r"\setcounter{secnumdepth}{-1}",
+                                r"\setmonofont{DejaVu Sans Mono}[Scale=MatchLowercase,"
+                                r" ItalicFont=*, BoldItalicFont=* Bold]",
+                                r"\usepackage{newunicodechar}",
+                                r'\newunicodechar{ℓ}{{\fontspec{FreeMono}\symbol{"2113}}}',
+                                rf"\AtBeginDocument{{{numbers}}}"])}
 
 
 def number_as_chapter(app, env):
@@ -83,6 +115,12 @@ def number_as_chapter(app, env):
             for node_id, number in numbers.items():
                 numbers[node_id] = (CHAPTER, *number)
     return []
+
+
+def number_latex_through(app):
+    """LaTeX: no counter restarts at a chapter (the pages are all chapter 33)."""
+    if app.builder.format == "latex":
+        app.config.numfig_secnum_depth = 0
 
 
 def build_wheel(app):
@@ -117,6 +155,11 @@ class InstallCommand(SphinxDirective):
     the browser makes absolute."""
 
     def run(self):
+        if self.env.app.builder.format != "html":  # the PDF: the wheel's name, no address
+            version = tomllib.loads((Path(self.env.app.confdir) / "pyproject.toml").read_text())
+            wheel = f"bptt_lib-{version['project']['version']}-py3-none-any.whl"
+            command = f"pip install <site address>/{WHEEL_DIR}/{wheel} jupyterlab"
+            return [nodes.literal_block(command, command, language="bash")]
         wheel = getattr(self.env.app, "chapter_wheel", None)
         if wheel is None:
             raise self.error("install-command: no bptt_lib wheel was built (no pyproject.toml)")
@@ -147,6 +190,21 @@ def add_hub_launch_button(app, pagename, templatename, context, doctree):
                     for name in names]})
 
 
+def add_pdf_button(app, pagename, templatename, context, doctree):
+    """On every page, a header button that downloads the PDF edition (when the site has one)."""
+    if app.chapter_pdf:
+        context["header_buttons"].append({
+            "type": "link", "url": context["pathto"](f"{WHEEL_DIR}/{PDF_NAME}", 1),
+            "tooltip": "Download the chapter as a PDF", "icon": "fas fa-file-pdf",
+            "label": "download-pdf-button"})
+
+
+def copy_pdf(app, exception):
+    if exception is None and app.builder.format == "html" and app.chapter_pdf:
+        (Path(app.outdir) / WHEEL_DIR).mkdir(exist_ok=True)
+        shutil.copy2(app.chapter_pdf, Path(app.outdir) / WHEEL_DIR / PDF_NAME)
+
+
 def drop_repeated_scripts(app, pagename, templatename, context, doctree):
     scripts, unique = context["script_files"], {}
     for script in scripts:
@@ -169,9 +227,12 @@ def copy_mathjax(app, exception):
 def setup(app):
     app.connect("config-inited", configure)
     app.connect("builder-inited", build_wheel)
+    app.connect("builder-inited", number_latex_through)
     app.connect("env-get-updated", number_as_chapter, priority=900)
     app.add_directive("install-command", InstallCommand)
     app.connect("html-page-context", drop_repeated_scripts, priority=100)
     app.connect("html-page-context", add_hub_launch_button, priority=502)
+    app.connect("html-page-context", add_pdf_button, priority=502)
     app.connect("build-finished", copy_mathjax)
+    app.connect("build-finished", copy_pdf)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
