@@ -30,6 +30,7 @@ from contextvars import ContextVar
 from pathlib import Path
 
 import bleach
+import jupyter_server
 import mathjax
 from jinja2 import BaseLoader, FileSystemLoader, pass_context
 from jupyter_server.serverapp import ServerApp
@@ -51,6 +52,7 @@ LOCAL = {"": HERE / "formgrader_static",
 NONCE = ContextVar("csp_nonce", default="")  # the nonce of the response being rendered
 INLINE_SCRIPT = re.compile(r"<script(?![^>]*\ssrc=)([^>]*)>")
 EVENT_HANDLER = re.compile(r'\son\w+="([^"]*)"')
+TRUSTED = (Path(nbgrader_pages.template_path), Path(jupyter_server.__file__).parent / "templates")
 GRADE_ID = re.compile(r"[a-zA-Z0-9_-]+\Z")  # what nbgrader's CheckCellMetadata accepts
 TAGS = {"a", "abbr", "b", "blockquote", "br", "code", "dd", "del", "div", "dl", "dt", "em",
         "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i", "img", "li", "ol", "p", "pre", "span",
@@ -118,16 +120,17 @@ class TypedSubmission(Preprocessor):
 
 
 class NoncedScripts(BaseLoader):
-    """`loader`, with the response's nonce on every inline script of nbgrader's formgrader
-    templates (its own code), as they are loaded: scripts from anywhere else, a submission
-    included, get none, and the Content-Security-Policy blocks them."""
+    """`loader`, with the response's nonce on every inline script of the server's own templates
+    (nbgrader's formgrader and jupyter_server's login page, TRUSTED), as they are loaded: scripts
+    from anywhere else, a submission included, get none, and the Content-Security-Policy blocks
+    them."""
 
     def __init__(self, loader):
         self.loader = loader
 
     def get_source(self, environment, template):
         source, filename, uptodate = self.loader.get_source(environment, template)
-        if filename and Path(filename).is_relative_to(nbgrader_pages.template_path):
+        if filename and any(Path(filename).is_relative_to(d) for d in TRUSTED):
             source = INLINE_SCRIPT.sub(r'<script nonce="{{ csp_nonce() }}"\1>', source)
         return source, filename, uptodate
 
@@ -143,8 +146,9 @@ def nonced(environment):
 
 
 def _handler_hashes():
-    """CSP sources for the event handler attributes in nbgrader's templates (its five onclick=)."""
-    found = {h for p in Path(nbgrader_pages.template_path).rglob("*.*")
+    """CSP sources for the event handler attributes in the TRUSTED templates (nbgrader's five
+    onclick=)."""
+    found = {h for d in TRUSTED for p in d.rglob("*") if p.suffix in (".html", ".tpl", ".j2")
              for h in EVENT_HANDLER.findall(p.read_text())}
     return [f"'sha256-{base64.b64encode(hashlib.sha256(h.encode()).digest()).decode()}'"
             for h in sorted(found)]
@@ -217,6 +221,7 @@ class FormgraderServer(ServerApp):
         """The formgrader, its pages rendered by nonced templates and FormgradeExporter."""
         super().load_server_extensions()
         settings = self.web_app.settings
+        nonced(settings["jinja2_env"])
         nonced(settings["nbgrader_jinja2_env"])
         settings["nbgrader_exporter"] = FormgradeExporter(
             config=settings["nbgrader_exporter"].config)
