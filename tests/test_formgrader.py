@@ -47,9 +47,11 @@ XSS = ("<script>window.__xss = 'script';</script>"
        "<img src=x onerror=\"window.__xss = 'onerror'\">"
        "[more](javascript:window.__xss='link') <a href=\"javascript:window.__xss='a'\">a</a>")
 USER = "nobody"
-# what an injected script would do: mark the page, give full and extra credit (formgrade.js saves
-# a score when its field changes)
-ATTACK = "window.__xss='%s';$('.score').val(99).change();$('.extra-credit').val(50).change()"
+# what an injected script would do: mark the page, and once formgrade.js has loaded the grades,
+# save each with 99 points and 50 extra credit (as the instructor, whose session the page has)
+ATTACK = ("window.__xss='%s';var t=setInterval(function(){if(window.formgrader&&formgrader.grades"
+          "&&formgrader.grades.loaded){clearInterval(t);formgrader.grades.each(function(g){"
+          "g.save({manual_score:99,extra_credit:50})})}},100)")
 PNG = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8"
        "AAAAASUVORK5CYII=")
 
@@ -266,7 +268,7 @@ def _open_submission(course, formgrader, student, route=None):
         page.wait_for_load_state("load")
         loaded = _wait_until(page, "window.formgrader && formgrader.grades"
                                    " && formgrader.grades.loaded")
-        page.wait_for_timeout(1000)  # anything an injected handler saves would be sent by now
+        page.wait_for_timeout(2000)  # anything an injected handler saves would be saved by now
         seen = {"xss": page.evaluate("window.__xss === undefined ? null : window.__xss"),
                 "errors": errors, "refused": refused, "outside": outside, "loaded": bool(loaded),
                 "csp": response.headers.get("content-security-policy", ""),
@@ -281,9 +283,9 @@ def test_output_metadata_runs_nothing_and_moves_no_grade(course, formgrader):
     assert "onerror" in images[0].metadata["image/png"]["width"]  # the attack reached the grader
     before = _grades(course)
     seen = _open_submission(course, formgrader, "eve")
+    assert _grades(course) == before
     assert seen["xss"] is None and seen["handlers"] == 0, seen
     assert seen["errors"] == [] and seen["outside"] == [] and seen["loaded"], seen
-    assert _grades(course) == before
     assert before["eve"]["notebooks"][A]["grades"]["discussion"]["manual_score"] is None
 
 
