@@ -228,6 +228,7 @@ def test_dask_workers_match_serial(serial, tmp_path):
     assert run.returncode == 1 and failed_jobs(run) == FAILING, run.stdout + run.stderr
     assert "autograding none" not in run.stdout  # --all: only assignments with submissions
     assert all(students <= set(ANSWERS) for students in copies.values()), copies
+    synthetic.nbgrader(base, "db", "student", "remove", "zed")  # as serial's roster is
     finish(base)
     check_same_as_serial(serial_base, base)
 
@@ -249,6 +250,7 @@ def test_without_the_course_certificate_no_worker_joins_and_no_client_connects(s
     other_course = tmp_path / "other"  # another course's key and certificate, for nobody
     other_course.mkdir()
     other = dask_pem(str(other_course), make=True)
+    other_security = dask_security(str(other_course))
     os.chmod(tmp_path, 0o755)
     os.chmod(other_course, 0o755)
     os.chmod(other, 0o644)
@@ -267,7 +269,7 @@ def test_without_the_course_certificate_no_worker_joins_and_no_client_connects(s
             assert all(p.returncode != 0 for p in procs)
         assert client.scheduler_info()["workers"] == {}
         # none: no TLS, or plain TCP refused; another course's: "TLS certificate does not match"
-        for security in (None, dask_security(str(other_course))):
+        for security in (None, other_security):
             for where in (address, f"tcp://127.0.0.1:{port}"):
                 with pytest.raises((TypeError, OSError, RuntimeError)):
                     Client(where, security=security, timeout=10).run(os.geteuid)
