@@ -2,20 +2,23 @@
 autograde` run on each of them.
 
     python -m course_tools.autograde ASSIGNMENT [ASSIGNMENT ...] [--workers N] [--force]
-    python -m course_tools.autograde --all [--scheduler tcp://HOST:PORT]
-    python -m course_tools.autograde --worker tcp://HOST:PORT    (a Dask worker for the above)
+    python -m course_tools.autograde --all [--scheduler tls://HOST:PORT]
+    python -m course_tools.autograde --worker tls://HOST:PORT    (a Dask worker for the above)
+    python -m course_tools.autograde --dask-tls                  (the course's Dask certificate)
 
 Run it where `nbgrader_config.py` is, like nbgrader. One pool of workers grades the whole batch,
 one submission (student, assignment) per job, each with nbgrader's Autograde (as SafeAutograde,
 so the course's config, the sandbox included, applies unchanged) in the worker's private copy of
-the course: the config, a snapshot of the gradebook and the assignments' source files, set up once
-per batch. The worker sends back the autograded files and the submission's rows of its
-gradebook; this process alone writes them into the real course as they arrive, so SQLite never
-sees two writers.
+the course: the config, the gradebook's assignments (no student's rows: a job carries only its own
+submission's) and the assignments' source files, set up once per batch. The worker sends back
+the autograded files and the submission's rows of its gradebook; this process alone writes them
+into the real course as they arrive, so SQLite never sees two writers.
 Workers are local processes (`--workers`, default: the machine's cores), started before anything
 else so their imports overlap this process's and, from 2 up to as many as there are CPUs, each
 pinned to a CPU of its own with the kernels it starts; or, with `--scheduler`, the workers of a
 running Dask distributed cluster, which need the same Python environment but no shared filesystem.
+The cluster talks mutual TLS with the course's own key and certificate (`dask_security`): a
+scheduler, worker or client without them cannot connect.
 Started as root with the sandbox on, the command first becomes the grading user
 (`course_tools.privileged`): this process, the workers and their children run unprivileged and
 get their kernels from the kernel launcher, the only process left with root. So do Dask workers
@@ -42,6 +45,8 @@ import select
 import shutil
 import signal
 import sqlite3
+import stat
+import subprocess
 import sys
 import tempfile
 import threading
@@ -68,6 +73,7 @@ _private_course = None  # this worker's PrivateCourse, for the batch it last gra
 STEPS = ("source", "release", "submitted", "autograded", "feedback")
 DEADLINE = 600  # seconds per job, by default
 FAILURES = "autograde_failures.csv"  # in the course directory: the last batch's failed jobs
+DASK_PEM = "dask.pem"  # in the course directory: its Dask cluster's key and certificate (0600)
 COLUMNS = {  # gradebook state that autograde writes, per object
     "submission": ("timestamp", "extension"),
     "notebook": ("flagged", "late_submission_penalty"),
@@ -153,8 +159,8 @@ def apply_state(gb, assignment, student, state):
 
 
 class PrivateCourse:
-    """A worker's copy of the course for one batch (`common`): config, gradebook snapshot and
-    source files, written and loaded once; submissions are graded in it one at a time."""
+    """A worker's copy of the course for one batch (`common`): config, gradebook (assignments
+    only) and source files, written and loaded once; submissions are graded in it one at a time."""
 
     def __init__(self, common):
         from traitlets.config.loader import PyFileConfigLoader
@@ -167,7 +173,7 @@ class PrivateCourse:
         self.remove = Finalize(self, shutil.rmtree, args=(tmp, True), exitpriority=0)
         self.root = os.path.join(tmp, "course")
         write_tree(tmp, {"nbgrader_config.py": (common["config"], 0o644),
-                         "course/gradebook.db": (common["gradebook"], 0o644)})
+                         "course/gradebook.db": (common["assignments"], 0o644)})
         write_tree(self.root, common["files"])
         config = PyFileConfigLoader("nbgrader_config.py", path=tmp).load_config()
         # the copy's layout: nbgrader's defaults under root, whatever the course's directories
@@ -193,8 +199,9 @@ class PrivateCourse:
         steps = self.config.Autograde.get("autograde_preprocessors", [])
         return any(isinstance(s, type) and issubclass(s, VerdictExecute) for s in steps)
 
-    def grade(self, assignment, student, files):
-        """Autograde one submission (`files` under submitted/); return files, state and log."""
+    def grade(self, assignment, student, files, rows):
+        """Autograde one submission (`files` under submitted/, `rows` its gradebook rows from
+        submission_state, or None); return files, state and log."""
         from nbgrader.api import Gradebook
         from nbgrader.coursedir import CourseDirectory
         from nbgrader.utils import capture_log
@@ -204,6 +211,9 @@ class PrivateCourse:
         write_tree(self.root, files)
         coursedir = CourseDirectory(config=self.config, assignment_id=assignment,
                                     student_id=student)
+        if rows is not None:  # as the course's gradebook has them (a regrade)
+            with Gradebook(coursedir.db_url, coursedir.course_id) as gb:
+                apply_state(gb, assignment, student, rows)
         app = SafeAutograde(coursedir=coursedir, config=self.config)
         app.force = True
         run = capture_log(app)
@@ -240,8 +250,9 @@ def failed(assignment, student, reason, log=""):
             "log": log, "state": None, "files": {}}
 
 
-def grade_submission(common, assignment, student, files):
-    """Worker: autograde one submission in this worker's private copy of the course.
+def grade_submission(common, assignment, student, files, rows=None):
+    """Worker: autograde one submission (its files and gradebook rows) in this worker's private
+    copy of the course.
 
     Runs nbgrader's Autograde in a forked child of this process, which has its imports already (a
     fresh `nbgrader` process per submission would pay seconds of imports each time), killed with
@@ -259,7 +270,7 @@ def grade_submission(common, assignment, student, files):
                 _private_course.remove()
             _private_course = PrivateCourse(common)
         try:
-            return _in_child(partial(_private_course.grade, assignment, student, files),
+            return _in_child(partial(_private_course.grade, assignment, student, files, rows),
                              common["deadline"], assignment, student)
         finally:
             _private_course.clear(assignment, student)
@@ -320,12 +331,20 @@ def warm_up(counter=None, cpus=()):
     import course_tools.sandbox  # noqa: F401
 
 
-def snapshot(db_path):
-    """A consistent copy of a SQLite database, as bytes."""
+STUDENT_TABLES = ("comment", "grade", "submitted_notebook", "submitted_assignment", "student")
+
+
+def assignments_only(db_path):
+    """A consistent copy of the gradebook without any student's rows, as bytes: the course's
+    assignments, notebooks and cells, all a worker needs besides the job's own student's rows
+    (emptied and vacuumed, so no deleted row is left in the file)."""
     with tempfile.NamedTemporaryFile(suffix=".db") as tmp:
         src, dst = sqlite3.connect(db_path), sqlite3.connect(tmp.name)
         with dst:
             src.backup(dst)
+            for table in STUDENT_TABLES:
+                dst.execute(f"DELETE FROM {table}")  # noqa: S608 (our constant names)
+        dst.execute("VACUUM")
         src.close()
         dst.close()
         with open(tmp.name, "rb") as f:
@@ -398,7 +417,7 @@ def autograde(assignments, *, workers=None, scheduler=None, force=False, config_
     Returns {(assignment, student): True if graded, False if failed}; the failures, with their
     reasons, are also in the course's FAILURES file.
     """
-    with _workers(workers, scheduler) as run:
+    with _workers(workers, scheduler, config_dir) as run:
         from nbgrader.api import Gradebook
 
         from course_tools.instructor import Intake
@@ -418,7 +437,7 @@ def autograde(assignments, *, workers=None, scheduler=None, force=False, config_
             source.update(read_tree(path("source", ".", a), os.path.join("source", a)))
         common = {
             "batch": uuid.uuid4().hex, "course_id": coursedir.course_id, "config": config_text,
-            "gradebook": snapshot(coursedir.db_url.removeprefix("sqlite:///")),
+            "assignments": assignments_only(coursedir.db_url.removeprefix("sqlite:///")),
             "files": {k: v for k, v in source.items() if not k.endswith(".ipynb")},
             "deadline": deadline,
         }
@@ -428,18 +447,20 @@ def autograde(assignments, *, workers=None, scheduler=None, force=False, config_
             else f"on {workers or os.cpu_count()} workers")
         failures = FailureLog(os.path.dirname(coursedir.db_url.removeprefix("sqlite:///")), log)
         done, jobs, limits = {}, [], Intake(config=config).limits()
-        for a, students in batch.items():
-            for s in students:
-                try:
-                    jobs.append((a, s, read_tree(path("submitted", s, a),
-                                                 os.path.join("submitted", s, a), limits,
-                                                 trusted=path("submitted", ".", "."))))
-                except Refused as e:
-                    done[a, s] = False
-                    failures.add(a, s, f"submission refused: {e}")
+        with Gradebook(coursedir.db_url, coursedir.course_id) as gb:
+            for a, students in batch.items():
+                for s in students:
+                    try:
+                        jobs.append((a, s, read_tree(path("submitted", s, a),
+                                                     os.path.join("submitted", s, a), limits,
+                                                     trusted=path("submitted", ".", ".")),
+                                     submission_state(gb, a, s)))
+                    except Refused as e:
+                        done[a, s] = False
+                        failures.add(a, s, f"submission refused: {e}")
         progress = Progress(len(jobs), log)
         with Gradebook(coursedir.db_url, coursedir.course_id) as gb:
-            for _, s, _ in jobs:  # student rows in nbgrader's order, whatever finishes first
+            for _, s, *_ in jobs:  # student rows in nbgrader's order, whatever finishes first
                 gb.update_or_create_student(s)
             for result in run(common, jobs):
                 a, s = result["assignment"], result["student"]
@@ -483,11 +504,60 @@ class FailureLog:
             csv.writer(f).writerow([assignment, student, reason])
 
 
+def dask_pem(course, make=False):
+    """The path of the course's Dask key and self-signed certificate (DASK_PEM in `course`);
+    with `make`, made if missing by openssl (EC P-256, valid for a year), 0600, owned by the
+    course directory's owner. Refused if missing (without `make`) or if others may read it."""
+    path = os.path.join(course, DASK_PEM)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600) \
+            if make else None
+    except FileExistsError:
+        fd = None
+    if fd is not None:
+        made = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                               "ec_paramgen_curve:prime256v1", "-nodes", "-days", "365",
+                               "-subj", "/CN=course-dask", "-keyout", "/dev/stdout"],
+                              capture_output=True, check=True)
+        with os.fdopen(fd, "wb") as f:  # the key, then the certificate
+            f.write(made.stdout)
+        if os.geteuid() == 0:
+            owner = os.stat(course)
+            os.chown(path, owner.st_uid, owner.st_gid)
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        raise CannotGrade(f"No {path}: make it with `python -m course_tools.autograde --dask-tls` "
+                          "where the course is, and copy it here (0600).") from None
+    if mode & 0o077 or not stat.S_ISREG(mode):
+        raise CannotGrade(f"Refusing to use {path}: others may read it (chmod 600 it).")
+    return path
+
+
+def dask_security(course):
+    """Mutual TLS for the course's Dask cluster: every scheduler, worker and client presents the
+    course's certificate (dask_pem) and accepts no peer without it."""
+    from distributed.security import Security
+
+    with open(dask_pem(course)) as f:
+        pem = f.read()
+    key, cert = (re.search(f"-----BEGIN {kind}-----.*?-----END {kind}-----\n", pem, re.S)[0]
+                 for kind in ("PRIVATE KEY", "CERTIFICATE"))
+    roles = {f"tls_{role}_{part}": value for role in ("client", "worker", "scheduler")
+             for part, value in (("cert", cert), ("key", key))}
+    return Security(require_encryption=True, tls_ca_file=cert, **roles)
+
+
+def course_root(config_dir):
+    """The course directory of the nbgrader_config.py in `config_dir`."""
+    return load_course(os.path.abspath(config_dir))[0].root
+
+
 @contextmanager
-def _workers(workers, scheduler):
+def _workers(workers, scheduler, config_dir="."):
     """Start the workers now; yield run(common, jobs), which yields grade_submission results as
     they finish (a failed result for a job that raised), from local processes or a Dask
-    cluster."""
+    cluster (with the course's certificate, from `config_dir`)."""
     from course_tools.autograde import grade_submission, warm_up  # by reference, also as __main__
 
     def results(futures, completed):
@@ -502,7 +572,7 @@ def _workers(workers, scheduler):
         from distributed import Client
         from distributed import as_completed as dask_completed
 
-        with Client(scheduler) as client:
+        with Client(scheduler, security=dask_security(course_root(config_dir))) as client:
             def run(common, jobs):
                 shared = client.scatter(common, broadcast=True)
                 yield from results({client.submit(grade_submission, shared, *job, pure=False):
@@ -536,14 +606,15 @@ def _in_dask():
     return True
 
 
-def serve_dask(scheduler):
-    """Be a Dask worker of `scheduler` (one thread, no nanny) until the scheduler ends."""
+def serve_dask(scheduler, security):
+    """Be a Dask worker of `scheduler` (one thread, no nanny, `security`) until the scheduler
+    ends."""
     import asyncio
 
     from distributed import Worker
 
     async def serve():
-        async with Worker(scheduler, nthreads=1, dashboard=False) as worker:
+        async with Worker(scheduler, nthreads=1, dashboard=False, security=security) as worker:
             await worker.finished()
 
     skip_iri_grammar()
@@ -570,22 +641,32 @@ def main(argv=None):
     p.add_argument("--all", action="store_true",
                    help="every assignment in the source directory that has submissions")
     p.add_argument("--workers", type=int, help="local worker processes (default: cores)")
-    p.add_argument("--scheduler", help="Dask distributed scheduler address, tcp://host:port")
+    p.add_argument("--scheduler", help="Dask distributed scheduler address, tls://host:port")
     p.add_argument("--worker", metavar="SCHEDULER",
-                   help="instead: serve as a Dask worker of SCHEDULER (tcp://host:port)")
+                   help="instead: serve as a Dask worker of SCHEDULER (tls://host:port)")
+    p.add_argument("--dask-tls", action="store_true",
+                   help=f"instead: make the course's {DASK_PEM} if missing, print how to start "
+                        "a scheduler with it")
     p.add_argument("--force", action="store_true", help="regrade already autograded students")
     p.add_argument("--config-dir", default=".", help="directory of nbgrader_config.py")
     p.add_argument("--deadline", type=float, default=DEADLINE,
                    help=f"seconds one submission may take, all included (default {DEADLINE})")
     args = p.parse_args(argv)
-    if args.worker:
+    if args.dask_tls or args.worker:
         try:
-            if os.geteuid() == 0:
+            course = course_root(args.config_dir)
+            pem = dask_pem(course, make=args.dask_tls)
+            security = dask_security(course)  # read before becoming the grading user
+            if args.worker and os.geteuid() == 0:
                 become_grader(args.config_dir)
         except CannotGrade as e:
             print(e, file=sys.stderr)
             return 2
-        serve_dask(args.worker)
+        if args.worker:
+            serve_dask(args.worker, security)
+        else:
+            print(f"dask scheduler --protocol tls --tls-ca-file {pem} --tls-cert {pem} "
+                  f"--tls-key {pem} --no-dashboard")
         return 0
     if bool(args.assignments) == args.all:
         p.error("name one or more assignments, or --all")

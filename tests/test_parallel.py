@@ -3,23 +3,41 @@
 One synthetic class of two assignments (right, wrong, corrupt notebook, kernel that exits, missing
 answer) and a third one nobody submitted is cloned and graded several ways: `nbgrader autograde`
 on each assignment (serial), both assignments in one invocation on 2 local workers, one
-invocation per assignment, and `--all` on 2 Dask workers (`--worker`) on 127.0.0.1. Each copy
-then runs the usual `generate_feedback` and `export`.
+invocation per assignment, and `--all` on 2 Dask workers (`--worker`) of a `dask scheduler` on
+127.0.0.1, all with the course's certificate (`--dask-tls`), as INSTRUCTORS.md sets them up.
+Each copy then runs the usual `generate_feedback` and `export`. Without the certificate, no worker
+joins that cluster and no client reaches it; a job carries no classmate's gradebook rows.
 """
 
 import filecmp
 import glob
 import json
 import os
+import pwd
 import re
+import shlex
+import signal
+import socket
+import stat
 import subprocess
 import sys
+import time
+from contextlib import contextmanager
 
 import nbformat
 import pytest
 
 from course_tools import synthetic
-from course_tools.autograde import submission_state
+from course_tools.autograde import (
+    DASK_PEM,
+    assignments_only,
+    dask_pem,
+    dask_security,
+    submission_state,
+)
+from course_tools.privileged import as_user
+
+DASK = os.path.join(os.path.dirname(sys.executable), "dask")
 
 ANSWERS = {
     "ana": "def square(x):\n    return x * x",
@@ -150,32 +168,148 @@ def test_bad_request_is_refused_before_grading(serial, tmp_path, args, error):
     assert not os.path.exists(os.path.join(base, "course", "autograded"))
 
 
+@contextmanager
+def _running(commands, cwd):
+    """`commands` started in `cwd`, each in a session of its own; at the end, each session's
+    processes are stopped (a worker's kernel launcher with it)."""
+    procs = [subprocess.Popen(c, cwd=cwd, env=synthetic._env(), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)
+             for c in commands]
+    try:
+        yield procs
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGTERM)
+            p.wait(timeout=60)
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def test_dask_workers_match_serial(serial, tmp_path):
-    """Two workers started as INSTRUCTORS.md says (`--worker`, as root where the course is):
-    each runs as the grading user, and the batch grades as serial nbgrader does."""
-    from distributed import Client, LocalCluster
+    """The cluster of INSTRUCTORS.md: the course's certificate (`--dask-tls`, 0600, the course's
+    owner's), `dask scheduler` as that prints it, two workers (`--worker`, as root where the
+    course is). Each worker runs as the grading user, and the batch grades as serial nbgrader
+    does; a worker's copy of the gradebook holds only the students whose jobs it graded."""
+    from distributed import Client
 
     serial_base, ungraded = serial
     base = synthetic.clone(ungraded, str(tmp_path / "class"))
-    with LocalCluster(n_workers=0, host="127.0.0.1", dashboard_address=None) as cluster, \
-            Client(cluster.scheduler_address) as client:
-        workers = [subprocess.Popen([sys.executable, "-m", "course_tools.autograde", "--worker",
-                                     cluster.scheduler_address], cwd=base, env=synthetic._env(),
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                   for _ in range(2)]
-        try:
-            client.wait_for_workers(2, timeout=120)
-            uids = client.run(os.geteuid)
-            run = parallel(base, "--all", "--scheduler", cluster.scheduler_address)
-        finally:
-            for w in workers:
-                w.terminate()
-                w.wait(timeout=60)
+    synthetic.nbgrader(base, "db", "student", "add", "zed")  # on the roster, nothing submitted
+    made = parallel(base, "--dask-tls")
+    assert made.returncode == 0, made.stderr
+    course = os.path.join(base, "course")
+    pem = os.stat(os.path.join(course, DASK_PEM))
+    assert stat.S_IMODE(pem.st_mode) == 0o600 and pem.st_uid == synthetic.grading_user().pw_uid
+    port = _free_port()
+    address = f"tls://127.0.0.1:{port}"
+    scheduler = [DASK, *shlex.split(made.stdout)[1:], "--host", "127.0.0.1", "--port", str(port)]
+    worker = [sys.executable, "-m", "course_tools.autograde", "--worker", address]
+
+    def students_in_copy():  # run on a worker: who is in its copy of the gradebook
+        import sqlite3
+
+        from course_tools import autograde
+
+        db = sqlite3.connect(os.path.join(autograde._private_course.root, "gradebook.db"))
+        return {row[0] for row in db.execute("SELECT id FROM student")}
+
+    with _running([scheduler, worker, worker], base), \
+            Client(address, security=dask_security(course), timeout=60) as client:
+        client.wait_for_workers(2, timeout=120)
+        uids = client.run(os.geteuid)
+        run = parallel(base, "--all", "--scheduler", address)
+        copies = client.run(students_in_copy)
     assert set(uids.values()) == {synthetic.grading_user().pw_uid}, uids
     assert run.returncode == 1 and failed_jobs(run) == FAILING, run.stdout + run.stderr
     assert "autograding none" not in run.stdout  # --all: only assignments with submissions
+    assert all(students <= set(ANSWERS) for students in copies.values()), copies
+    synthetic.nbgrader(base, "db", "student", "remove", "zed")  # as serial's roster is
     finish(base)
     check_same_as_serial(serial_base, base)
+
+
+def test_without_the_course_certificate_no_worker_joins_and_no_client_connects(serial,
+                                                                                tmp_path):
+    """Issue #23's attack: plain `dask worker`s run by nobody, and a plain Client to run code on
+    the workers. Without the course's certificate (none, or another course's) none gets in: the
+    workers give up, the scheduler never lists them, the clients cannot connect."""
+    from distributed import Client
+
+    _, ungraded = serial
+    base = synthetic.clone(ungraded, str(tmp_path / "class"))
+    made = parallel(base, "--dask-tls")
+    course = os.path.join(base, "course")
+    port = _free_port()
+    address = f"tls://127.0.0.1:{port}"
+    scheduler = [DASK, *shlex.split(made.stdout)[1:], "--host", "127.0.0.1", "--port", str(port)]
+    other_course = tmp_path / "other"  # another course's key and certificate, for nobody
+    other_course.mkdir()
+    other = dask_pem(str(other_course), make=True)
+    other_security = dask_security(str(other_course))
+    os.chmod(tmp_path, 0o755)
+    os.chmod(other_course, 0o755)
+    os.chmod(other, 0o644)
+    plain = [DASK, "worker", "--no-nanny", "--death-timeout", "20"]
+    attackers = [as_user(pwd.getpwnam("nobody"), command) for command in (
+        [*plain, f"tcp://127.0.0.1:{port}"], [*plain, address],
+        [*plain, address, "--tls-ca-file", other, "--tls-cert", other, "--tls-key", other])]
+    with _running([scheduler], base), \
+            Client(address, security=dask_security(course), timeout=60) as client:
+        with _running(attackers, base) as procs:
+            deadline = time.monotonic() + 120
+            while any(p.poll() is None for p in procs) and time.monotonic() < deadline:
+                assert client.scheduler_info()["workers"] == {}
+                time.sleep(1)
+            assert [p.poll() for p in procs].count(None) == 0, "a plain worker is still trying"
+            assert all(p.returncode != 0 for p in procs)
+        assert client.scheduler_info()["workers"] == {}
+        # none: no TLS, or plain TCP refused; another course's: "TLS certificate does not match"
+        for security in (None, other_security):
+            for where in (address, f"tcp://127.0.0.1:{port}"):
+                with pytest.raises((TypeError, OSError, RuntimeError)):
+                    Client(where, security=security, timeout=10).run(os.geteuid)
+
+
+def test_the_course_certificate_must_be_there_and_private(serial, tmp_path):
+    _, ungraded = serial
+    base = synthetic.clone(ungraded, str(tmp_path / "class"))
+    pem = os.path.join(base, "course", DASK_PEM)
+    for args in (["--worker", "tls://127.0.0.1:9"], ["sq", "--scheduler", "tls://127.0.0.1:9"]):
+        run = parallel(base, *args)
+        assert run.returncode == 2 and f"No {pem}: make it with" in run.stderr, run.stderr
+    assert parallel(base, "--dask-tls").returncode == 0
+    os.chmod(pem, 0o640)
+    run = parallel(base, "--worker", "tls://127.0.0.1:9")
+    assert run.returncode == 2 and "others may read it" in run.stderr, run.stderr
+    assert not os.path.exists(os.path.join(base, "course", "autograded"))
+
+
+def test_a_job_carries_no_classmate_gradebook_rows(serial):
+    """What every worker receives once per batch: the gradebook's assignments, no student's row
+    (none left in the file's free pages either); each job adds only its own student's rows."""
+    import sqlite3
+
+    serial_base, _ = serial
+    db = os.path.join(serial_base, "course", "gradebook.db")
+    full = sqlite3.connect(db)
+    assert full.execute("SELECT COUNT(*) FROM grade").fetchone()[0] > 0
+    copy = os.path.join(os.path.dirname(db), "assignments-only.db")
+    with open(copy, "wb") as f:
+        f.write(assignments_only(db))
+    sent = sqlite3.connect(copy)
+    for table in ("student", "submitted_assignment", "submitted_notebook", "grade", "comment"):
+        assert sent.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] == 0, table  # noqa: S608
+    for table in ("assignment", "notebook", "grade_cells", "source_cell"):
+        assert sent.execute(f"SELECT COUNT(*) FROM {table}").fetchone() == \
+            full.execute(f"SELECT COUNT(*) FROM {table}").fetchone(), table  # noqa: S608
+    assert sent.execute("PRAGMA freelist_count").fetchone()[0] == 0
+    sent.close()
+    os.remove(copy)
 
 
 def test_a_dask_worker_running_as_root_refuses_its_jobs(serial, tmp_path):
@@ -183,8 +317,11 @@ def test_a_dask_worker_running_as_root_refuses_its_jobs(serial, tmp_path):
 
     _, ungraded = serial
     base = synthetic.clone(ungraded, str(tmp_path / "class"))
-    with LocalCluster(n_workers=1, threads_per_worker=1, host="127.0.0.1",
-                      dashboard_address=None, processes=True) as cluster:  # root, as this test
+    dask_pem(os.path.join(base, "course"), make=True)
+    security = dask_security(os.path.join(base, "course"))
+    with LocalCluster(n_workers=1, threads_per_worker=1, host="127.0.0.1", protocol="tls",
+                      security=security, dashboard_address=None,
+                      processes=True) as cluster:  # root, as this test
         run = parallel(base, "sq", "--scheduler", cluster.scheduler_address)
     assert run.returncode == 1, run.stdout + run.stderr
     assert run.stdout.count("this Dask worker runs as root") == len(ANSWERS), run.stdout
