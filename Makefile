@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: book book-instructor site exercises test bench lint lock sysdeps clean
+.PHONY: book book-instructor site exercises test test-fast bench bench-grading lint lock sysdeps clean
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,28 +17,36 @@ $(STAMP): requirements.lock pyproject.toml
 	echo "$(CURDIR)" > "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/course-tools.pth"
 	touch $@
 
-## Build the chapter (student edition) from a clean state; warnings and cell errors fail it, and
-## so does a claim of the prose that its runs contradict (bptt_lib.claims). The pages' training
-## runs are kept in _build/experiments for the other edition and the tests (bptt_lib.experiments).
+## Build the chapter (student edition) into _build/html; warnings and cell errors fail it, and so
+## does a claim of the prose that its runs contradict (bptt_lib.claims). Incremental: a page runs
+## again only if its code changed, every page if the library did (jupyter-cache, keyed by
+## book/_ext/chapter_site.py), and its training runs come from _build/experiments when their
+## configuration and code are unchanged (bptt_lib.experiments). `make book FRESH=1`: everything
+## from nothing (no cache of pages or runs).
 export BPTT_EXPERIMENT_CACHE = $(abspath $(SITE_OUT))/_build/experiments
+BUILD_FLAGS := -W -n --keep-going
+# $(call edition,<path-output>): a failed build forgets the pages it read, so that the next build
+# reads them again and repeats their warnings (Sphinx warns only about pages it reads)
+edition = $(BIN)/jupyter-book build . $(BUILD_FLAGS) --path-output $(1) || \
+	  { rm -f $(1)/_build/.doctrees/environment.pickle; exit 1; }
+FRESH_STATE = $(1)/_build/html $(1)/_build/.doctrees $(1)/_build/.jupyter_cache
 book: $(STAMP)
-	rm -rf _build/html $(BPTT_EXPERIMENT_CACHE)
-	$(BIN)/jupyter-book build . --all -W -n --keep-going
+	$(if $(FRESH),rm -rf $(call FRESH_STATE,.) $(BPTT_EXPERIMENT_CACHE))
+	$(call edition,.)
 
-## Instructor edition (worked solutions shown) into _build/instructor/_build/html.
+## Instructor edition (worked solutions shown) into _build/instructor/_build/html; FRESH=1 too.
 book-instructor: $(STAMP)
-	rm -rf _build/instructor
-	BPTT_EDITION=instructor $(BIN)/jupyter-book build . --all -W -n --keep-going --path-output _build/instructor
+	$(if $(FRESH),rm -rf $(call FRESH_STATE,_build/instructor) $(BPTT_EXPERIMENT_CACHE))
+	BPTT_EDITION=instructor $(call edition,_build/instructor)
 
-## Both editions into $(SITE_OUT)/_build/{html,instructor/_build/html}, each executing every page
-## and training every run afresh (no experiment cache for the second), so that the two builds
-## also show the numbers are reproducible (tests/test_site.py): what the site tests
-## (tests/conftest.py) build when the site is missing or stale.
+## Both editions into $(SITE_OUT)/_build/{html,instructor/_build/html} from a clean state (what the
+## site tests build, tests/conftest.py, and what is published): every page executes in each
+## edition; the runs are trained once, by the first (tests/test_claims_experiments.py shows
+## that a run trained again in another process gives the same bits).
 site: $(STAMP)
-	rm -rf $(SITE_OUT)/_build/html $(SITE_OUT)/_build/instructor $(BPTT_EXPERIMENT_CACHE)
-	$(BIN)/jupyter-book build . --all -W -n --keep-going --path-output $(SITE_OUT)
-	BPTT_EDITION=instructor BPTT_EXPERIMENT_CACHE= \
-	  $(BIN)/jupyter-book build . --all -W -n --keep-going --path-output $(SITE_OUT)/_build/instructor
+	rm -rf $(call FRESH_STATE,$(SITE_OUT)) $(SITE_OUT)/_build/instructor $(BPTT_EXPERIMENT_CACHE)
+	$(call edition,$(SITE_OUT))
+	BPTT_EDITION=instructor $(call edition,$(SITE_OUT)/_build/instructor)
 
 ## Regenerate the committed student notebooks exercises/ from solutions/ (commit both), with a
 ## throwaway gradebook: a term's course (and its release/) is not touched. No student data and no
@@ -57,9 +65,21 @@ test: $(STAMP) sysdeps
 	$(BIN)/python -m pytest
 	ATEN_CPU_CAPABILITY=default $(BIN)/python -m pytest $(CLAIMS)
 
-## Benchmarks (grading per notebook, class throughput, book build, experiment): prints a table.
-## Needs root and bubblewrap like the tests; about 25 minutes on 2 cores.
+## The edit loop's tests (under 3 minutes): lint and every test not marked slow (no site build,
+## no training of the book's runs, no grading of whole notebooks). CI runs `make test`.
+test-fast: $(STAMP) sysdeps
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -m "not slow"
+
+## Benchmarks of the author loop (benchmarks/book.py): rebuilds of the book with nothing changed,
+## after a prose edit and after a code edit of one page, and `make test-fast`, each beside its
+## target. FULL=1 adds `make test` on a fresh clone (~25 min). Grading: `make bench-grading`.
 bench: $(STAMP) sysdeps
+	$(BIN)/python benchmarks/book.py $(if $(FULL),--full)
+
+## Benchmarks of grading (per notebook, class throughput), a cold book build and the experiments:
+## prints a table. Needs root and bubblewrap like the tests; about 25 minutes on 2 cores.
+bench-grading: $(STAMP) sysdeps
 	$(BIN)/python benchmarks/grading.py
 
 lint: $(STAMP)

@@ -10,6 +10,13 @@ Both editions ship no page sources (``html_copy_source``) and no download button
 MyST source of the exercises page, which holds the solutions, is never copied into the site.
 The edition name is also added as a Sphinx tag (usable with ``{only}``).
 
+Executed notebooks are cached (``execute_notebooks: cache``, jupyter-cache) in
+``_build/.jupyter_cache/<key>``, where the key names what the pages' outputs depend on besides
+their code cells (which jupyter-cache hashes): the source of ``bptt_lib``, the locked package
+versions, the CPU and the variables that choose its kernels. A new key is a new, empty cache and
+a changed setting (``nb_execution_cache_path``), so Sphinx reads every page again and each runs
+afresh; caches of other keys are deleted.
+
 MathJax 3 comes from the ``django-static-mathjax`` wheel (pinned in requirements.lock) and is
 copied into ``_static/mathjax`` after every HTML build, so math typesets without network.
 
@@ -35,6 +42,7 @@ sphinx-togglebutton's config: each is added once to the registry and once to the
 written once.
 """
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -53,6 +61,9 @@ MATHJAX_ENTRY = "tex-chtml.js"
 CHAPTER = 33
 WHEEL_DIR = "downloads"      # of the site's root
 EXERCISES_PAGE = "book/exercises"
+LIBRARY = "bptt_lib"
+# what executed outputs depend on besides a page's code: CPU kernels chosen by torch and OpenBLAS
+KERNEL_VARIABLES = ("ATEN_CPU_CAPABILITY", "OPENBLAS_CORETYPE")
 
 
 def edition() -> str:
@@ -74,6 +85,34 @@ def configure(app, config):
     config.html_context = {**config.html_context, "default_mode": "light"}
     config.mathjax_path = f"mathjax/{MATHJAX_ENTRY}"
     config.html_domain_indices = False
+
+
+def execution_key(root: Path) -> str:
+    """A hash of everything but a page's code cells that decides what the page computes: the
+    library's files, requirements.lock, the CPU's flags and KERNEL_VARIABLES."""
+    key = hashlib.sha256()
+    files = sorted(f for f in (root / LIBRARY).rglob("*")
+                   if f.is_file() and "__pycache__" not in f.parts)
+    for f in [*files, root / "requirements.lock"]:
+        if f.is_file():
+            key.update(f"{f.relative_to(root)}\0".encode() + f.read_bytes())
+    cpu = Path("/proc/cpuinfo")
+    flags = [line for line in cpu.read_text().splitlines()
+             if line.startswith("flags")][:1] if cpu.exists() else []
+    for part in [*flags, *(f"{v}={os.environ.get(v, '')}" for v in KERNEL_VARIABLES)]:
+        key.update(f"\0{part}".encode())
+    return key.hexdigest()[:16]
+
+
+def key_execution_cache(app, config):
+    """Point jupyter-cache at the cache of this execution_key, deleting the others."""
+    caches = Path(app.outdir).parent / ".jupyter_cache"
+    mine = caches / execution_key(Path(app.confdir))
+    if caches.is_dir():
+        for other in caches.iterdir():
+            if other != mine:
+                shutil.rmtree(other) if other.is_dir() else other.unlink()
+    config.nb_execution_cache_path = str(mine)
 
 
 def number_as_chapter(app, env):
@@ -168,6 +207,7 @@ def copy_mathjax(app, exception):
 
 def setup(app):
     app.connect("config-inited", configure)
+    app.connect("config-inited", key_execution_cache)
     app.connect("builder-inited", build_wheel)
     app.connect("env-get-updated", number_as_chapter, priority=900)
     app.add_directive("install-command", InstallCommand)
