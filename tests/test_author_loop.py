@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_site import build_flags
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = """\
@@ -30,13 +31,12 @@ PAGE = """\
 
 
 def build_book(book: Path, prose: str, code: str, library: str) -> tuple[str, str]:
-    """Write the page and the library, `make book` the way the Makefile does (its flags); the
-    build log and the page's HTML."""
+    """Write the page and the library, build as `make book` does (its flags); the build log and
+    the page's HTML."""
     (book / "book" / "index.md").write_text(textwrap.dedent(PAGE).format(prose=prose, code=code))
     (book / "bptt_lib" / "core.py").write_text(library)
-    flags = (ROOT / "Makefile").read_text().split("BUILD_FLAGS := ")[1].splitlines()[0]
     run = subprocess.run([str(ROOT / ".venv" / "bin" / "jupyter-book"), "build", ".",
-                          *flags.split()], cwd=book, capture_output=True, text=True)
+                          *build_flags()], cwd=book, capture_output=True, text=True)
     log = run.stdout + run.stderr
     assert run.returncode == 0, log[-3000:]
     return log, (book / "_build" / "html" / "book" / "index.html").read_text()
