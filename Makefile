@@ -29,7 +29,7 @@ BUILD_FLAGS := -W -n --keep-going
 # reads them again and repeats their warnings (Sphinx warns only about pages it reads)
 edition = $(BIN)/jupyter-book build . $(BUILD_FLAGS) --path-output $(1) || \
 	  { rm -f $(1)/_build/.doctrees/environment.pickle; exit 1; }
-FRESH_STATE = $(1)/_build/html $(1)/_build/.doctrees $(1)/_build/.jupyter_cache
+FRESH_STATE = $(addprefix $(1)/_build/,html .doctrees .jupyter_cache jupyter_execute)
 book: $(STAMP)
 	$(if $(FRESH),rm -rf $(call FRESH_STATE,.) $(BPTT_EXPERIMENT_CACHE))
 	$(call edition,.)
