@@ -62,6 +62,7 @@ CHAPTER = 33
 WHEEL_DIR = "downloads"      # of the site's root
 EXERCISES_PAGE = "book/exercises"
 LIBRARY = "bptt_lib"
+PACKAGES = (LIBRARY, "bptt_grading")  # the students' wheel
 # what executed outputs depend on besides a page's code: CPU kernels chosen by torch and OpenBLAS
 KERNEL_VARIABLES = ("ATEN_CPU_CAPABILITY", "OPENBLAS_CORETYPE")
 
@@ -87,21 +88,32 @@ def configure(app, config):
     config.html_domain_indices = False
 
 
+def digest(root: Path, names, extra=()) -> str:
+    """A short hash of the files `names` (of root; a directory: its files but __pycache__) and
+    of the strings `extra`."""
+    key = hashlib.sha256()
+    for name in names:
+        path = root / name
+        if path.is_dir():
+            files = sorted(f for f in path.rglob("*")
+                           if f.is_file() and "__pycache__" not in f.parts)
+        else:
+            files = [path] if path.is_file() else []
+        for f in files:
+            key.update(f"{f.relative_to(root)}\0".encode() + f.read_bytes())
+    for part in extra:
+        key.update(f"\0{part}".encode())
+    return key.hexdigest()[:16]
+
+
 def execution_key(root: Path) -> str:
     """A hash of everything but a page's code cells that decides what the page computes: the
     library's files, requirements.lock, the CPU's flags and KERNEL_VARIABLES."""
-    key = hashlib.sha256()
-    files = sorted(f for f in (root / LIBRARY).rglob("*")
-                   if f.is_file() and "__pycache__" not in f.parts)
-    for f in [*files, root / "requirements.lock"]:
-        if f.is_file():
-            key.update(f"{f.relative_to(root)}\0".encode() + f.read_bytes())
     cpu = Path("/proc/cpuinfo")
     flags = [line for line in cpu.read_text().splitlines()
              if line.startswith("flags")][:1] if cpu.exists() else []
-    for part in [*flags, *(f"{v}={os.environ.get(v, '')}" for v in KERNEL_VARIABLES)]:
-        key.update(f"\0{part}".encode())
-    return key.hexdigest()[:16]
+    return digest(root, [LIBRARY, "requirements.lock"],
+                  [*flags, *(f"{v}={os.environ.get(v, '')}" for v in KERNEL_VARIABLES)])
 
 
 def key_execution_cache(app, config):
@@ -124,29 +136,46 @@ def number_as_chapter(app, env):
     return []
 
 
+def unnumber_as_chapter(app, env):
+    """Undo `number_as_chapter` before Sphinx numbers anew and compares with the numbers it kept,
+    so that it rewrites only the pages whose numbers changed, not every page of every build."""
+    for figtypes in env.toc_fignumbers.values():
+        for numbers in figtypes.values():
+            for node_id, number in numbers.items():
+                numbers[node_id] = number[1:]
+    return []
+
+
 def build_wheel(app):
     """Build the students' wheel (``pyproject.toml`` + ``bptt_lib/`` and ``bptt_grading/`` only,
     copied to a scratch directory so the checkout gets no build files) into
-    ``<outdir>/downloads``."""
+    ``<outdir>/downloads``; kept in ``<doctreedir>/wheel/<hash of its sources>`` for the next
+    build."""
     root = Path(app.confdir)
     app.chapter_wheel = None
     if app.builder.format != "html" or not (root / "pyproject.toml").is_file():
         return
-    with tempfile.TemporaryDirectory() as scratch:
-        shutil.copy2(root / "pyproject.toml", scratch)
-        for package in ("bptt_lib", "bptt_grading"):
-            shutil.copytree(root / package, Path(scratch) / package,
-                            ignore=shutil.ignore_patterns("__pycache__"))
-        out = Path(app.outdir) / WHEEL_DIR
-        shutil.rmtree(out, ignore_errors=True)
-        run = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
-                              "--no-build-isolation", "--wheel-dir", str(out), scratch],
-                             capture_output=True, text=True)
-    if run.returncode:
-        raise ExtensionError(f"building the bptt_lib wheel failed:\n{run.stderr[-2000:]}")
-    wheels = sorted(out.glob("bptt_lib-*.whl"))
+    sources = ("pyproject.toml", *PACKAGES)
+    kept = Path(app.doctreedir) / "wheel" / digest(root, sources)
+    if not list(kept.glob("bptt_lib-*.whl")):
+        shutil.rmtree(kept.parent, ignore_errors=True)
+        with tempfile.TemporaryDirectory() as scratch:
+            shutil.copy2(root / "pyproject.toml", scratch)
+            for package in PACKAGES:
+                shutil.copytree(root / package, Path(scratch) / package,
+                                ignore=shutil.ignore_patterns("__pycache__"))
+            run = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
+                                  "--no-build-isolation", "--wheel-dir", str(kept), scratch],
+                                 capture_output=True, text=True)
+        if run.returncode:
+            raise ExtensionError(f"building the bptt_lib wheel failed:\n{run.stderr[-2000:]}")
+    wheels = sorted(kept.glob("bptt_lib-*.whl"))
     if len(wheels) != 1:
-        raise ExtensionError(f"expected one bptt_lib wheel in {out}, found {wheels}")
+        raise ExtensionError(f"expected one bptt_lib wheel in {kept}, found {wheels}")
+    out = Path(app.outdir) / WHEEL_DIR
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    shutil.copy2(wheels[0], out)
     app.chapter_wheel = wheels[0].name
 
 
@@ -209,6 +238,7 @@ def setup(app):
     app.connect("config-inited", configure)
     app.connect("config-inited", key_execution_cache)
     app.connect("builder-inited", build_wheel)
+    app.connect("env-get-updated", unnumber_as_chapter, priority=100)
     app.connect("env-get-updated", number_as_chapter, priority=900)
     app.add_directive("install-command", InstallCommand)
     app.connect("html-page-context", drop_repeated_scripts, priority=100)
