@@ -65,11 +65,14 @@ test: $(STAMP) sysdeps
 	$(BIN)/python -m pytest
 	ATEN_CPU_CAPABILITY=default $(BIN)/python -m pytest $(CLAIMS)
 
-## The edit loop's tests (under 3 minutes): lint and every test not marked slow (no site build,
-## no training of the book's runs, no grading of whole notebooks). CI runs `make test`.
+## The edit loop's tests (under 3 minutes): lint, and of the tests not marked slow those of the
+## library, the book's theory, the grader's verdicts, kernels, relay and intake of an LMS download
+## (no site build, no training of the book's runs, no grading command). CI runs `make test`.
+FAST_TESTS := $(addprefix tests/test_,author_loop bptt_lib claims_theory collect kernels relay \
+	style truncation verdicts)
 test-fast: $(STAMP) sysdeps
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest -m "not slow" $(addsuffix .py,$(FAST_TESTS))
 
 ## Benchmarks of the author loop (benchmarks/book.py): rebuilds of the book with nothing changed,
 ## after a prose edit and after a code edit of one page, and `make test-fast`, each beside its
