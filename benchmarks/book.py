@@ -71,16 +71,16 @@ def book_rows(page: Path) -> list[tuple[str, str, str]]:
     rel = page.relative_to(ROOT)
     first, log = make("book")
     rows = [("`make book`, to start (cold if nothing was built)", f"{first:.1f} s",
-             f"{executed(log)} pages executed")]
+             f"pages executed: {executed(log)}")]
     seconds, log = make("book")
     rows.append(("`make book`, nothing changed", f"{seconds:.1f} s",
-                 f"target <= 10 s; {executed(log)} pages executed"))
+                 f"target <= 10 s; pages executed: {executed(log)}"))
     seconds, log = edited(page, prose_edit)
     rows.append((f"`make book`, prose edit of {rel}", f"{seconds:.1f} s",
-                 f"target <= 15 s; {executed(log)} pages executed"))
+                 f"target <= 15 s; pages executed: {executed(log)}"))
     seconds, log = edited(page, code_edit)
     rows.append((f"`make book`, code edit of {rel}", f"{seconds:.1f} s",
-                 f"{executed(log)} pages executed, runs from the experiment cache"))
+                 f"pages executed: {executed(log)}, runs from the experiment cache"))
     make("book")  # the site as the sources are again (the page's old outputs: cached)
     return rows
 
