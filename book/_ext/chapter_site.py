@@ -149,13 +149,13 @@ def unnumber_as_chapter(app, env):
 def build_wheel(app):
     """Build the students' wheel (``pyproject.toml`` + ``bptt_lib/`` and ``bptt_grading/`` only,
     copied to a scratch directory so the checkout gets no build files) into
-    ``<outdir>/downloads``; kept in ``<doctreedir>/wheel/<hash of its sources>`` for the next
+    ``<outdir>/downloads``; kept in ``<doctreedir>/wheel/<hash of what makes it>`` for the next
     build."""
     root = Path(app.confdir)
     app.chapter_wheel = None
     if app.builder.format != "html" or not (root / "pyproject.toml").is_file():
         return
-    sources = ("pyproject.toml", *PACKAGES)
+    sources = ("pyproject.toml", "requirements.lock", *PACKAGES)  # the lock: setuptools
     kept = Path(app.doctreedir) / "wheel" / digest(root, sources)
     if not list(kept.glob("bptt_lib-*.whl")):
         shutil.rmtree(kept.parent, ignore_errors=True)
