@@ -41,7 +41,7 @@ book-instructor: $(STAMP)
 
 ## Both editions into $(SITE_OUT)/_build/{html,instructor/_build/html} from a clean state (what the
 ## site tests build, tests/conftest.py, and what is published): every page executes in each
-## edition; the runs are trained once, by the first (tests/test_claims_experiments.py shows
+## edition; the runs are trained once, by the first (tests/test_author_loop.py shows
 ## that a run trained again in another process gives the same bits).
 site: $(STAMP)
 	rm -rf $(call FRESH_STATE,$(SITE_OUT)) $(SITE_OUT)/_build/instructor $(BPTT_EXPERIMENT_CACHE)
