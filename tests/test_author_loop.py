@@ -42,16 +42,24 @@ def build_book(book: Path, prose: str, code: str, library: str) -> tuple[str, st
     return log, (book / "_build" / "html" / "book" / "index.html").read_text()
 
 
+def tiny_book(root: Path) -> None:
+    """The book's configuration, extension, Makefile and environment around one page (written by
+    the test) and an empty library, in `root`."""
+    for name in ("_config.yml", "book/_ext", "book/references.bib", "requirements.lock",
+                 "Makefile"):
+        src, dst = ROOT / name, root / name
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, dst)
+    (root / ".venv").symlink_to(ROOT / ".venv")
+    (root / "bptt_lib").mkdir()
+    (root / "_toc.yml").write_text("format: jb-book\nroot: book/index\n")
+
+
 @pytest.mark.slow
 def test_the_execution_cache_reruns_what_changed_and_only_that(tmp_path):
     """A prose edit re-executes nothing; a code edit re-executes the page; an edit of the library
     (which jupyter-cache does not see) re-executes it too, and its output is the new one."""
-    for name in ("_config.yml", "book/_ext", "book/references.bib", "requirements.lock"):
-        src, dst = ROOT / name, tmp_path / name
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, dst)
-    (tmp_path / "bptt_lib").mkdir()
-    (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: book/index\n")
+    tiny_book(tmp_path)
     executed = "Executing notebook"
 
     log, html = build_book(tmp_path, "First words.", "code one", "LIBRARY_ONE = 1\n")
@@ -68,6 +76,28 @@ def test_the_execution_cache_reruns_what_changed_and_only_that(tmp_path):
     assert executed in log and "LIBRARY_TWO" in html and "LIBRARY_ONE" not in html
     caches = list((tmp_path / "_build" / ".jupyter_cache").iterdir())
     assert len(caches) == 1, f"the caches of other library versions are kept: {caches}"
+
+
+@pytest.mark.slow
+def test_make_book_repeats_a_failed_builds_warnings(tmp_path):
+    """Sphinx warns only about the pages it reads: `make book` after a failed `make book` fails
+    again (the failed build forgot what it read), where a plain rebuild passes (control)."""
+    made, plain = tmp_path / "made", tmp_path / "plain"
+    for book in (made, plain):
+        tiny_book(book)
+        (book / "book" / "index.md").write_text("# Page\n\nSee {ref}`no-such-label`.\n")
+    codes = [subprocess.run([str(ROOT / ".venv" / "bin" / "jupyter-book"), "build", ".",
+                             *build_flags()], cwd=plain, capture_output=True).returncode
+             for _ in range(2)]
+    assert codes[0] != 0 and codes[1] == 0, codes
+    for _ in range(2):  # -o: the environment counts as installed (it is the checkout's)
+        run = subprocess.run(["make", "-o", ".venv/.installed", "book"], cwd=made,
+                             capture_output=True, text=True)
+        assert run.returncode != 0 and "no-such-label" in run.stdout + run.stderr
+    (made / "book" / "index.md").write_text("# Page\n\nFine.\n")
+    run = subprocess.run(["make", "-o", ".venv/.installed", "book"], cwd=made,
+                         capture_output=True, text=True)
+    assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
 
 
 TRAIN = """\
