@@ -7,7 +7,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: book book-instructor pdf site exercises test bench lint lock sysdeps clean
+.PHONY: book book-instructor pdf site exercises test test-fast bench bench-grading lint lock \
+  sysdeps clean
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,41 +18,56 @@ $(STAMP): requirements.lock pyproject.toml
 	echo "$(CURDIR)" > "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/course-tools.pth"
 	touch $@
 
-## Build the chapter (student edition) from a clean state; warnings and cell errors fail it, and
-## so does a claim of the prose that its runs contradict (bptt_lib.claims). The pages' training
-## runs are kept in _build/experiments for the other edition and the tests (bptt_lib.experiments).
+## Build the chapter (student edition) into _build/html; warnings and cell errors fail it, and so
+## does a claim of the prose that its runs contradict (bptt_lib.claims). Incremental: a page runs
+## again only if its code changed, every page if the library did (jupyter-cache, keyed by
+## book/_ext/chapter_site.py), and its training runs come from _build/experiments when their
+## configuration and code are unchanged (bptt_lib.experiments). `make book FRESH=1`: everything
+## from nothing (no cache of pages or runs).
 export BPTT_EXPERIMENT_CACHE = $(abspath $(SITE_OUT))/_build/experiments
+BUILD_FLAGS := -W -n --keep-going
+# $(call edition,<path-output>): a failed build forgets the pages it read, so that the next build
+# reads them again and repeats their warnings (Sphinx warns only about pages it reads)
+edition = $(BIN)/jupyter-book build . $(BUILD_FLAGS) --path-output $(1) || \
+	  { rm -f $(1)/_build/.doctrees/environment.pickle; exit 1; }
+FRESH_STATE = $(addprefix $(1)/_build/,html .doctrees .jupyter_cache jupyter_execute)
 book: $(STAMP)
-	rm -rf _build/html $(BPTT_EXPERIMENT_CACHE)
-	$(BIN)/jupyter-book build . --all -W -n --keep-going
+	$(if $(FRESH),rm -rf $(call FRESH_STATE,.) $(BPTT_EXPERIMENT_CACHE))
+	$(call edition,.)
 
-## Instructor edition (worked solutions shown) into _build/instructor/_build/html.
+## Instructor edition (worked solutions shown) into _build/instructor/_build/html; FRESH=1 too.
 book-instructor: $(STAMP)
-	rm -rf _build/instructor
-	BPTT_EDITION=instructor $(BIN)/jupyter-book build . --all -W -n --keep-going --path-output _build/instructor
+	$(if $(FRESH),rm -rf $(call FRESH_STATE,_build/instructor) $(BPTT_EXPERIMENT_CACHE))
+	BPTT_EDITION=instructor $(call edition,_build/instructor)
 
-## The PDF edition (student) into _build/latex/chapter33.pdf, with Jupyter Book's LaTeX builder
-## (XeLaTeX, TeX Live from Debian: `make sysdeps`); its training runs come from the experiment
-## cache that `make book` left, where valid. TeX stops at the first error instead of prompting.
+## The PDF edition (student) into _build/latex/chapter33.pdf, with Jupyter Book's
+## LaTeX builder (XeLaTeX, TeX Live from Debian: `make sysdeps`), from the same executed pages
+## (jupyter-cache) and training runs (_build/experiments) as `make book`. It reads every page
+## afresh, and leaves no environment behind: the HTML builds read a page differently (the
+## install command, the figures' formats), so the next one reads every page again (from the
+## cache, nothing executes). TeX stops at the first error instead of prompting.
 export LATEXOPTS = -interaction=nonstopmode -halt-on-error
+latex = $(BIN)/jupyter-book build . --builder pdflatex --all $(BUILD_FLAGS) --path-output $(1); \
+	status=$$?; rm -f $(1)/_build/.doctrees/environment.pickle; exit $$status
 pdf: $(STAMP) sysdeps
+	$(if $(FRESH),rm -rf $(call FRESH_STATE,.) $(BPTT_EXPERIMENT_CACHE))
 	rm -rf _build/latex
-	$(BIN)/jupyter-book build . --builder pdflatex --all -W -n --keep-going
+	$(call latex,.)
 
-## Both editions into $(SITE_OUT)/_build/{html,instructor/_build/html}, each executing every page
-## and training every run afresh (no experiment cache for the second), so that the two builds
-## also show the numbers are reproducible (tests/test_site.py): what the site tests
-## (tests/conftest.py) build when the site is missing or stale. The PDF edition is built first
-## (it trains the runs the student edition then reuses) and served by the student edition at
-## downloads/chapter33.pdf (BPTT_PDF), linked from every page.
+## Both editions into $(SITE_OUT)/_build/{html,instructor/_build/html}, and the PDF into
+## $(SITE_OUT)/_build/latex, from a clean state (what the site tests build, tests/conftest.py,
+## and what is published). The PDF is built first: it executes every page and trains every run;
+## the student edition then serves it at downloads/chapter33.pdf (BPTT_PDF), linked from every
+## page, reading the executed pages from the cache; the instructor edition executes every page
+## again, with the runs the first build trained (tests/test_author_loop.py shows that a run
+## trained again in another process gives the same bits).
 SITE_PDF := $(abspath $(SITE_OUT))/_build/latex/chapter33.pdf
 site: $(STAMP) sysdeps
-	rm -rf $(SITE_OUT)/_build/html $(SITE_OUT)/_build/instructor $(SITE_OUT)/_build/latex \
+	rm -rf $(call FRESH_STATE,$(SITE_OUT)) $(SITE_OUT)/_build/latex $(SITE_OUT)/_build/instructor \
 	  $(BPTT_EXPERIMENT_CACHE)
-	$(BIN)/jupyter-book build . --builder pdflatex --all -W -n --keep-going --path-output $(SITE_OUT)
-	BPTT_PDF=$(SITE_PDF) $(BIN)/jupyter-book build . --all -W -n --keep-going --path-output $(SITE_OUT)
-	BPTT_EDITION=instructor BPTT_EXPERIMENT_CACHE= \
-	  $(BIN)/jupyter-book build . --all -W -n --keep-going --path-output $(SITE_OUT)/_build/instructor
+	$(call latex,$(SITE_OUT))
+	BPTT_PDF=$(SITE_PDF) $(call edition,$(SITE_OUT))
+	BPTT_EDITION=instructor $(call edition,$(SITE_OUT)/_build/instructor)
 
 ## Regenerate the committed student notebooks exercises/ from solutions/ (commit both), with a
 ## throwaway gradebook: a term's course (and its release/) is not touched. No student data and no
@@ -75,9 +91,24 @@ test: $(STAMP) sysdeps
 	ATEN_CPU_CAPABILITY=default $(BIN)/python -m pytest $(CLAIMS)
 	OPENBLAS_CORETYPE=Prescott $(BIN)/python -m pytest $(NUMPY_SENSITIVE)
 
-## Benchmarks (grading per notebook, class throughput, book build, experiment): prints a table.
-## Needs root and bubblewrap like the tests; about 25 minutes on 2 cores.
+## The edit loop's tests (under 3 minutes): lint, and of the tests not marked slow those of the
+## library, the book's theory, the grader's verdicts, kernels, relay and intake of an LMS download
+## (no site build, no training of the book's runs, no grading command). CI runs `make test`.
+FAST_TESTS := $(addprefix tests/test_,author_loop bptt_lib claims_theory collect kernels relay \
+	style truncation verdicts)
+test-fast: $(STAMP) sysdeps
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -m "not slow" $(addsuffix .py,$(FAST_TESTS))
+
+## Benchmarks of the author loop (benchmarks/book.py): rebuilds of the book with nothing changed,
+## after a prose edit and after a code edit of one page, and `make test-fast`, each beside its
+## target. FULL=1 adds `make test` on a fresh clone (~25 min). Grading: `make bench-grading`.
 bench: $(STAMP) sysdeps
+	$(BIN)/python benchmarks/book.py $(if $(FULL),--full)
+
+## Benchmarks of grading (per notebook, class throughput), a cold book build and the experiments:
+## prints a table. Needs root and bubblewrap like the tests; about 25 minutes on 2 cores.
+bench-grading: $(STAMP) sysdeps
 	$(BIN)/python benchmarks/grading.py
 
 lint: $(STAMP)

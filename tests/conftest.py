@@ -3,12 +3,17 @@
 `site`: the built book, both editions, rebuilt once per test session (`make site`) when it is
 missing or older than any source it is made from. `BPTT_SITE_OUT=<dir>` builds and tests under
 <dir>/_build instead of the working tree's _build.
+
+`no_process_left` (every session): no process the session started outlives it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import multiprocessing.resource_tracker
 import os
+import secrets
+import signal
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,18 +24,55 @@ ROOT = Path(__file__).resolve().parents[1]
 BUILD = Path(os.environ.get("BPTT_SITE_OUT", ROOT)).resolve() / "_build"
 # the training runs the site build kept (bptt_lib.experiments.run_all), reused where valid
 os.environ.setdefault("BPTT_EXPERIMENT_CACHE", str(BUILD / "experiments"))
+SESSION = "BPTT_TEST_SESSION"  # environment: marks every process a test session starts
 SITE_SOURCES = ("_config.yml", "_toc.yml", "book", "bptt_lib", "exercises", "Makefile",
                 "pyproject.toml")
 
 
 def pytest_configure(config):
-    """As root, the tests' temporary directories lie in a base of this checkout's own, not in
+    """Mark the session's processes (see `no_process_left`).
+
+    As root, the tests' temporary directories lie in a base of this checkout's own, not in
     /tmp/pytest-of-root: pytest closes that (0700) at the start of every session, of any
     checkout, and the grading user must reach the courses the tests make
     (`course_tools.synthetic.give_to_grader`)."""
     if os.geteuid() == 0 and not config.option.basetemp:
         tag = hashlib.sha256(str(ROOT).encode()).hexdigest()[:8]
         config.option.basetemp = f"/tmp/bptt-pytest-{tag}"
+    os.environ[SESSION] = f"{os.getpid()}-{secrets.token_hex(8)}"
+
+
+def session_processes() -> dict[int, str]:
+    """{pid: command line} of the live processes that carry this session's mark in their
+    environment: started by the session, directly or not, and orphaned or not (as root, those of
+    every user; environments a process cleared for its children are not seen)."""
+    mark = f"{SESSION}={os.environ[SESSION]}".encode()
+    found = {}
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and mark in (proc / "environ").read_bytes().split(b"\0"):
+                found[int(proc.name)] = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(
+                    errors="replace").strip()
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+    return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_process_left():
+    """After every test and fixture of the session: no process it started is still running.
+    Those found are killed, and the session fails naming them. (multiprocessing's resource
+    tracker, which lives as long as pytest, is stopped first.)"""
+    yield
+    multiprocessing.resource_tracker._resource_tracker._stop()
+    left = session_processes()
+    for pid in left:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    assert not left, "processes of the test session still running (now killed):\n" + "\n".join(
+        f"  {pid}: {cmd}" for pid, cmd in left.items())
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,11 @@ TIMED_FIGURES = ["fig-truncation-costs"]
 pytestmark = pytest.mark.slow
 
 
+def build_flags() -> list[str]:
+    """The flags the Makefile builds the book with (BUILD_FLAGS)."""
+    return re.search(r"^BUILD_FLAGS := (.*)$", (ROOT / "Makefile").read_text(), re.M)[1].split()
+
+
 def toc_pages(toc: dict | None = None) -> list[str]:
     """Every document named in _toc.yml (root first), e.g. 'book/unrolling'."""
     toc = toc if toc is not None else yaml.safe_load((ROOT / "_toc.yml").read_text())
@@ -292,9 +297,8 @@ def test_build_settings_fail_a_bad_page(case, tmp_path):
     (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: book/index\n")
     (tmp_path / ".pytest_cache").mkdir()       # what a test run leaves: must not be a page
     (tmp_path / ".pytest_cache" / "README.md").write_text("# pytest cache directory\n")
-    flags = re.search(r"jupyter-book build \. (.*)\n", (ROOT / "Makefile").read_text())[1]
     run = subprocess.run([str(ROOT / ".venv" / "bin" / "jupyter-book"), "build", ".",
-                          *flags.split()], cwd=tmp_path, capture_output=True, text=True)
+                          *build_flags()], cwd=tmp_path, capture_output=True, text=True)
     log = run.stdout + run.stderr
     if case == "control":
         assert run.returncode == 0, log[-3000:]

@@ -10,6 +10,13 @@ Both editions ship no page sources (``html_copy_source``) and no download button
 MyST source of the exercises page, which holds the solutions, is never copied into the site.
 The edition name is also added as a Sphinx tag (usable with ``{only}``).
 
+Executed notebooks are cached (``execute_notebooks: cache``, jupyter-cache) in
+``_build/.jupyter_cache/<key>``, where the key names what the pages' outputs depend on besides
+their code cells (which jupyter-cache hashes): the source of ``bptt_lib``, the locked package
+versions, the CPU and the variables that choose its kernels. A new key is a new, empty cache and
+a changed setting (``nb_execution_cache_path``), so Sphinx reads every page again and each runs
+afresh; caches of other keys are deleted.
+
 MathJax 3 comes from the ``django-static-mathjax`` wheel (pinned in requirements.lock) and is
 copied into ``_static/mathjax`` after every HTML build, so math typesets without network.
 
@@ -40,6 +47,7 @@ sphinx-togglebutton's config: each is added once to the registry and once to the
 written once.
 """
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -60,6 +68,10 @@ CHAPTER = 33
 WHEEL_DIR = "downloads"      # of the site's root
 EXERCISES_PAGE = "book/exercises"
 PDF_NAME = "chapter33.pdf"   # in WHEEL_DIR of the site; the LaTeX target is chapter33.tex
+LIBRARY = "bptt_lib"
+PACKAGES = (LIBRARY, "bptt_grading")  # the students' wheel
+# what executed outputs depend on besides a page's code: CPU kernels chosen by torch and OpenBLAS
+KERNEL_VARIABLES = ("ATEN_CPU_CAPABILITY", "OPENBLAS_CORETYPE")
 
 
 def edition() -> str:
@@ -108,6 +120,45 @@ def configure_latex(config):
                                 rf"\AtBeginDocument{{{numbers}}}"])}
 
 
+def digest(root: Path, names, extra=()) -> str:
+    """A short hash of the files `names` (of root; a directory: its files but __pycache__) and
+    of the strings `extra`."""
+    key = hashlib.sha256()
+    for name in names:
+        path = root / name
+        if path.is_dir():
+            files = sorted(f for f in path.rglob("*")
+                           if f.is_file() and "__pycache__" not in f.parts)
+        else:
+            files = [path] if path.is_file() else []
+        for f in files:
+            key.update(f"{f.relative_to(root)}\0".encode() + f.read_bytes())
+    for part in extra:
+        key.update(f"\0{part}".encode())
+    return key.hexdigest()[:16]
+
+
+def execution_key(root: Path) -> str:
+    """A hash of everything but a page's code cells that decides what the page computes: the
+    library's files, requirements.lock, the CPU's flags and KERNEL_VARIABLES."""
+    cpu = Path("/proc/cpuinfo")
+    flags = [line for line in cpu.read_text().splitlines()
+             if line.startswith("flags")][:1] if cpu.exists() else []
+    return digest(root, [LIBRARY, "requirements.lock"],
+                  [*flags, *(f"{v}={os.environ.get(v, '')}" for v in KERNEL_VARIABLES)])
+
+
+def key_execution_cache(app, config):
+    """Point jupyter-cache at the cache of this execution_key, deleting the others."""
+    caches = Path(app.outdir).parent / ".jupyter_cache"
+    mine = caches / execution_key(Path(app.confdir))
+    if caches.is_dir():
+        for other in caches.iterdir():
+            if other != mine:
+                shutil.rmtree(other) if other.is_dir() else other.unlink()
+    config.nb_execution_cache_path = str(mine)
+
+
 def number_as_chapter(app, env):
     """Prefix every figure/table/listing/equation/proof/exercise number with the chapter's."""
     for figtypes in env.toc_fignumbers.values():
@@ -123,29 +174,46 @@ def number_latex_through(app):
         app.config.numfig_secnum_depth = 0
 
 
+def unnumber_as_chapter(app, env):
+    """Undo `number_as_chapter` before Sphinx numbers anew and compares with the numbers it kept,
+    so that it rewrites only the pages whose numbers changed, not every page of every build."""
+    for figtypes in env.toc_fignumbers.values():
+        for numbers in figtypes.values():
+            for node_id, number in numbers.items():
+                numbers[node_id] = number[1:]
+    return []
+
+
 def build_wheel(app):
     """Build the students' wheel (``pyproject.toml`` + ``bptt_lib/`` and ``bptt_grading/`` only,
     copied to a scratch directory so the checkout gets no build files) into
-    ``<outdir>/downloads``."""
+    ``<outdir>/downloads``; kept in ``<doctreedir>/wheel/<hash of what makes it>`` for the next
+    build."""
     root = Path(app.confdir)
     app.chapter_wheel = None
     if app.builder.format != "html" or not (root / "pyproject.toml").is_file():
         return
-    with tempfile.TemporaryDirectory() as scratch:
-        shutil.copy2(root / "pyproject.toml", scratch)
-        for package in ("bptt_lib", "bptt_grading"):
-            shutil.copytree(root / package, Path(scratch) / package,
-                            ignore=shutil.ignore_patterns("__pycache__"))
-        out = Path(app.outdir) / WHEEL_DIR
-        shutil.rmtree(out, ignore_errors=True)
-        run = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
-                              "--no-build-isolation", "--wheel-dir", str(out), scratch],
-                             capture_output=True, text=True)
-    if run.returncode:
-        raise ExtensionError(f"building the bptt_lib wheel failed:\n{run.stderr[-2000:]}")
-    wheels = sorted(out.glob("bptt_lib-*.whl"))
+    sources = ("pyproject.toml", "requirements.lock", *PACKAGES)  # the lock: setuptools
+    kept = Path(app.doctreedir) / "wheel" / digest(root, sources)
+    if not list(kept.glob("bptt_lib-*.whl")):
+        shutil.rmtree(kept.parent, ignore_errors=True)
+        with tempfile.TemporaryDirectory() as scratch:
+            shutil.copy2(root / "pyproject.toml", scratch)
+            for package in PACKAGES:
+                shutil.copytree(root / package, Path(scratch) / package,
+                                ignore=shutil.ignore_patterns("__pycache__"))
+            run = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
+                                  "--no-build-isolation", "--wheel-dir", str(kept), scratch],
+                                 capture_output=True, text=True)
+        if run.returncode:
+            raise ExtensionError(f"building the bptt_lib wheel failed:\n{run.stderr[-2000:]}")
+    wheels = sorted(kept.glob("bptt_lib-*.whl"))
     if len(wheels) != 1:
-        raise ExtensionError(f"expected one bptt_lib wheel in {out}, found {wheels}")
+        raise ExtensionError(f"expected one bptt_lib wheel in {kept}, found {wheels}")
+    out = Path(app.outdir) / WHEEL_DIR
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    shutil.copy2(wheels[0], out)
     app.chapter_wheel = wheels[0].name
 
 
@@ -226,8 +294,10 @@ def copy_mathjax(app, exception):
 
 def setup(app):
     app.connect("config-inited", configure)
+    app.connect("config-inited", key_execution_cache)
     app.connect("builder-inited", build_wheel)
     app.connect("builder-inited", number_latex_through)
+    app.connect("env-get-updated", unnumber_as_chapter, priority=100)
     app.connect("env-get-updated", number_as_chapter, priority=900)
     app.add_directive("install-command", InstallCommand)
     app.connect("html-page-context", drop_repeated_scripts, priority=100)
