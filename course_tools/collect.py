@@ -9,8 +9,8 @@ is read from inside that folder when the folder is no student's and holds a stud
 the gradebook's students; macOS's `__MACOSX/` is left out. `LmsFolderCollector` then takes the
 student id from the top-level folder (never from a file name the student chose) and the
 assignment's notebook from it whatever its name (of several, the one named like the release's
-notebook). A folder with several notebooks none of which is so named, or a folder name that is
-not an id, is that student's problem only: it is named in a warning and nothing of it is
+notebook). A folder with several notebooks not one of which is so named, or a folder name that
+is not an id, is that student's problem only: it is named in a warning and nothing of it is
 collected. A download in which no student's notebook is found ends the command (exit 1) with what
 it expected and what it found.
 """
@@ -32,7 +32,8 @@ STUDENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]*")
 JUNK = "__MACOSX"  # the resource forks macOS adds to a zip it makes
 EXPECTED = ("one top-level folder per student, named by the LMS with the student's id "
             "(c.LmsFolderCollector.folder_regexp), holding their notebook: "
-            "<student_id>/…/<name>.ipynb")
+            "<student_id>/…/<name>.ipynb; or all of that in one more folder, once the students "
+            "are in the gradebook (step 1)")
 
 
 def member_problem(name, info, limits):
@@ -84,7 +85,7 @@ class LmsExtractor(ExtractorPlugin):
                 "Nothing collected for %s: no student's notebook in %s.\nExpected in each .zip: "
                 "%s.\nFound: %s\nFix the download (see the warnings above), then collect again: "
                 "nbgrader zip_collect --force %s", self.parent.coursedir.assignment_id,
-                archive_path, EXPECTED, "".join(f"\n  {f}" for f in found) or "nothing",
+                os.path.normpath(archive_path), EXPECTED, "".join(f"\n  {f}" for f in found) or "nothing",
                 self.parent.coursedir.assignment_id)
 
     def unpack(self, archive_path, extracted_path):
@@ -181,12 +182,13 @@ class LmsFolderCollector(FileNameCollectorPlugin):
                 and ".ipynb_checkpoints" not in os.path.relpath(d, top).split(os.sep))
             m = re.fullmatch(self.folder_regexp, folder)
             student = m and m.group("student_id")
+            named = [n for n in notebooks if os.path.basename(n) == name]
             if not (student and STUDENT_ID.fullmatch(student)):
                 self.log.warning("Skipped folder %r: no student id in its name", folder)
                 student = None
-            elif len(notebooks) > 1 and [n for n in notebooks if os.path.basename(n) == name]:
+            elif len(notebooks) > 1 and len(named) == 1:
                 # several: the one named like the assignment's notebook is the submission
-                notebooks = [n for n in notebooks if os.path.basename(n) == name][:1]
+                notebooks = named
                 self.log.warning("Student %s: several notebooks in their folder; took %s",
                                  student, os.path.relpath(notebooks[0], top))
             elif len(notebooks) != 1:
