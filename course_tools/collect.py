@@ -81,12 +81,12 @@ class LmsExtractor(ExtractorPlugin):
         collector = getattr(self.parent, "collector_plugin_inst", None)
         if isinstance(collector, LmsFolderCollector) and not any(
                 student for student, _ in collector.folders(extracted_path).values()):
+            assignment = self.parent.coursedir.assignment_id
             self.parent.fail(
                 "Nothing collected for %s: no student's notebook in %s.\nExpected in each .zip: "
                 "%s.\nFound: %s\nFix the download (see the warnings above), then collect again: "
-                "nbgrader zip_collect --force %s", self.parent.coursedir.assignment_id,
-                os.path.normpath(archive_path), EXPECTED, "".join(f"\n  {f}" for f in found) or "nothing",
-                self.parent.coursedir.assignment_id)
+                "nbgrader zip_collect --force %s", assignment, os.path.normpath(archive_path),
+                EXPECTED, "".join(f"\n  {f}" for f in found) or "nothing", assignment)
 
     def unpack(self, archive_path, extracted_path):
         """Extract the zips; return what the archive directory held, one line per entry."""

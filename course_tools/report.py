@@ -116,14 +116,17 @@ class Course:
         """The bytes of regular file `path` of the course (safefiles.read_file)."""
         return read_file(self.root, path, limit or self.file_limit)
 
-    def folders(self, path):
-        """The names of the real directories in directory `path` of the course (none if it is
-        missing or not a directory)."""
+    def entries(self, path):
+        """{name: lstat} of directory `path` of the course ({} if it is missing or no real
+        directory)."""
         try:
-            entries = list_dir(self.root, path)
+            return list_dir(self.root, path)
         except (Refused, OSError):
-            return []
-        return sorted(n for n, st in entries.items() if stat.S_ISDIR(st.st_mode))
+            return {}
+
+    def folders(self, path):
+        """The names of the real directories in directory `path` of the course."""
+        return sorted(n for n, st in self.entries(path).items() if stat.S_ISDIR(st.st_mode))
 
 
 def summarize(course: Course, names=None, hints=None) -> list[Assignment]:
@@ -228,7 +231,7 @@ def _assignment(course, gb, assignment, patterns, failures) -> Assignment:
 def _notebook(course, student, assignment, name):
     """The autograded notebook as a dict; None if there is none, False if it was refused."""
     directory = course.step("autograded", student, assignment)
-    if assignment not in course.folders(os.path.dirname(directory)):
+    if assignment not in course.entries(os.path.dirname(directory)):
         return None
     try:
         data = course.read(os.path.join(directory, f"{name}.ipynb"))
@@ -267,12 +270,15 @@ def _verdicts(nb) -> dict[str, str]:
 
 def _limits(nb) -> set[str]:
     """The kinds of LIMITS the notebook's outputs record (a verdict that its answer was
-    interrupted counts as the cell's time limit)."""
-    kinds = {LIMITS[o.get("ename")] for cell in _code_cells(nb) for o in _errors(cell)
-             if o.get("ename") in LIMITS}
-    if any("(KeyboardInterrupt)" in str(o.get("evalue", "")) for cell in _code_cells(nb)
-           for o in _errors(cell) if o.get("ename") == "GradingFailure"):
+    interrupted counts as the cell's time limit; a kernel killed at the notebook's time limit
+    did not die by itself)."""
+    errors = [o for cell in _code_cells(nb) for o in _errors(cell)]
+    kinds = {LIMITS[o.get("ename")] for o in errors if o.get("ename") in LIMITS}
+    if any("(KeyboardInterrupt)" in str(o.get("evalue", "")) for o in errors
+           if o.get("ename") == "GradingFailure"):
         kinds.add(LIMITS["KeyboardInterrupt"])
+    if LIMITS["NotebookTimeout"] in kinds:
+        kinds.discard(LIMITS["KernelDied"])
     return kinds
 
 
