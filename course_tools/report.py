@@ -269,14 +269,19 @@ def _verdicts(nb) -> dict[str, str]:
 
 
 def _limits(nb) -> set[str]:
-    """The kinds of LIMITS the notebook's outputs record (a verdict that its answer was
+    """The kinds of LIMITS the notebook's outputs record. A verdict that an answer was
     interrupted counts as the cell's time limit; a kernel killed at the notebook's time limit
-    did not die by itself)."""
-    errors = [o for cell in _code_cells(nb) for o in _errors(cell)]
-    kinds = {LIMITS[o.get("ename")] for o in errors if o.get("ename") in LIMITS}
-    if any("(KeyboardInterrupt)" in str(o.get("evalue", "")) for o in errors
-           if o.get("ename") == "GradingFailure"):
-        kinds.add(LIMITS["KeyboardInterrupt"])
+    did not die by itself; the messages a dying kernel's connection loses (MessageTooLarge in
+    the cell it died in) are no message over the limit."""
+    kinds = set()
+    for cell in _code_cells(nb):
+        found = {LIMITS[o.get("ename")] for o in _errors(cell) if o.get("ename") in LIMITS}
+        if found & {LIMITS["KernelDied"], LIMITS["NotebookTimeout"]}:
+            found.discard(LIMITS["MessageTooLarge"])
+        kinds |= found
+        if any("(KeyboardInterrupt)" in str(o.get("evalue", "")) for o in _errors(cell)
+               if o.get("ename") == "GradingFailure"):
+            kinds.add(LIMITS["KeyboardInterrupt"])
     if LIMITS["NotebookTimeout"] in kinds:
         kinds.discard(LIMITS["KernelDied"])
     return kinds
