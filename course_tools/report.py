@@ -181,10 +181,8 @@ def _failures(course):
 
 def _assignment(course, gb, assignment, patterns, failures) -> Assignment:
     a = Assignment(assignment.name, assignment.max_score)
-    cells = {}
-    for nb in assignment.notebooks:
-        for c in nb.grade_cells:
-            cells[nb.name, c.name] = Cell(c.name, c.max_score, c.cell_type == "code")
+    cells = {(nb.name, c.name): Cell(c.name, c.max_score, c.cell_type == "code")
+             for nb in assignment.notebooks for c in nb.grade_cells}
     a.cells = list(cells.values())
     submitted = {s for s in course.folders(course.step("submitted", ".", "."))
                  if assignment.name in course.folders(course.step("submitted", s, "."))}
@@ -192,35 +190,9 @@ def _assignment(course, gb, assignment, patterns, failures) -> Assignment:
     for sub in gb.assignment_submissions(assignment.name):
         notebooks = [_notebook(course, sub.student_id, assignment.name, nb.name)
                      for nb in sub.notebooks]
-        if not notebooks or any(nb is None for nb in notebooks):
-            continue  # no result (nbgrader removes a failed one): counted below
-        graded.add(sub.student_id)
-        if any(nb is False for nb in notebooks):
-            a.unreadable += 1
-        a.scores.append(sub.score)
-        shown = set()
-        for subnb, nb in zip(sub.notebooks, notebooks, strict=True):
-            verdicts = _verdicts(nb) if nb else {}
-            for g in subnb.grades:
-                cell = cells[subnb.name, g.name]
-                if g.needs_manual_grade and g.manual_score is None:
-                    cell.waiting += 1
-                    continue
-                cell.graded += 1
-                cell.passed += g.score >= g.max_score - 1e-9
-                keys = {k for k, p in patterns.items() if p.search(verdicts.get(g.name, ""))}
-                a.hint_cells.update(keys)
-                shown |= keys
-                if cell.autograded and g.score < g.max_score - 1e-9 and not keys:
-                    a.undiagnosed += 1
-            if nb:
-                a.limits.update(_limits(nb))
-                seconds = _seconds(nb)
-                if seconds is None:
-                    a.untimed += 1
-                else:
-                    a.seconds.append(seconds)
-        a.hints.update(shown)
+        if notebooks and None not in notebooks:  # (nbgrader removes a failed one's)
+            graded.add(sub.student_id)
+            _count(a, cells, sub, notebooks, patterns)
     for student in (submitted | set(failures)) - graded:
         a.not_graded[failures.get(student, NO_RESULT)] += 1
     a.submitted = len(submitted | graded | set(failures))
@@ -228,8 +200,36 @@ def _assignment(course, gb, assignment, patterns, failures) -> Assignment:
     return a
 
 
+def _count(a, cells, sub, notebooks, patterns):
+    """Add graded submission `sub`, whose autograded notebooks are `notebooks` (False: refused),
+    to the counts of `a` and its `cells`."""
+    a.scores.append(sub.score)
+    a.unreadable += False in notebooks
+    shown = set()
+    for subnb, nb in zip(sub.notebooks, notebooks, strict=True):
+        verdicts = _verdicts(nb) if nb else {}
+        for g in subnb.grades:
+            cell = cells[subnb.name, g.name]
+            if g.needs_manual_grade and g.manual_score is None:
+                cell.waiting += 1
+                continue
+            full = g.score >= g.max_score - 1e-9
+            keys = {k for k, p in patterns.items() if p.search(verdicts.get(g.name, ""))}
+            cell.graded, cell.passed = cell.graded + 1, cell.passed + full
+            a.hint_cells.update(keys)
+            a.undiagnosed += cell.autograded and not full and not keys
+            shown |= keys
+        if nb:
+            a.limits.update(_limits(nb))
+            if (seconds := _seconds(nb)) is None:
+                a.untimed += 1
+            else:
+                a.seconds.append(seconds)
+    a.hints.update(shown)
+
+
 def _notebook(course, student, assignment, name):
-    """The autograded notebook as a dict; None if there is none, False if it was refused."""
+    """The autograded notebook (a dict); None if there is none, False if it was refused."""
     directory = course.step("autograded", student, assignment)
     if assignment not in course.entries(os.path.dirname(directory)):
         return None
@@ -243,16 +243,26 @@ def _notebook(course, student, assignment, name):
         nb = json.loads(data)
     except (ValueError, RecursionError):
         return False
-    return nb if isinstance(nb, dict) and isinstance(nb.get("cells"), list) else False
+    return nb if isinstance(nb, dict) else False
+
+
+def _get(d, *keys):
+    """d[key][key]…, or None where something on the way is no dict (the file is hostile)."""
+    for key in keys:
+        d = d.get(key) if isinstance(d, dict) else None
+    return d
 
 
 def _code_cells(nb):
-    return [c for c in nb["cells"] if isinstance(c, dict) and c.get("cell_type") == "code"
-            and isinstance(c.get("outputs"), list)]
+    cells = nb.get("cells")
+    return [c for c in cells if _get(c, "cell_type") == "code"] if isinstance(cells, list) else []
 
 
 def _errors(cell):
-    return [o for o in cell["outputs"] if isinstance(o, dict) and o.get("output_type") == "error"]
+    """[(ename, evalue)] of the error outputs of `cell`."""
+    outputs = cell.get("outputs")
+    return [(str(o.get("ename")), str(o.get("evalue"))) for o in outputs
+            if _get(o, "output_type") == "error"] if isinstance(outputs, list) else []
 
 
 def _verdicts(nb) -> dict[str, str]:
@@ -260,11 +270,9 @@ def _verdicts(nb) -> dict[str, str]:
     cell of each id counts, as nbgrader's DeduplicateIds keeps it)."""
     out = {}
     for cell in _code_cells(nb):
-        meta = cell.get("metadata", {}).get("nbgrader", {})
-        grade_id = meta.get("grade_id") if isinstance(meta, dict) else None
+        grade_id = _get(cell, "metadata", "nbgrader", "grade_id")
         if isinstance(grade_id, str) and grade_id not in out:
-            out[grade_id] = "\n".join(str(o.get("evalue", "")) for o in _errors(cell)
-                                      if o.get("ename") == "GradingFailure")
+            out[grade_id] = "\n".join(v for e, v in _errors(cell) if e == "GradingFailure")
     return out
 
 
@@ -275,24 +283,24 @@ def _limits(nb) -> set[str]:
     the cell it died in) are no message over the limit."""
     kinds = set()
     for cell in _code_cells(nb):
-        found = {LIMITS[o.get("ename")] for o in _errors(cell) if o.get("ename") in LIMITS}
+        found = {LIMITS[e] for e, _ in _errors(cell) if e in LIMITS}
         if found & {LIMITS["KernelDied"], LIMITS["NotebookTimeout"]}:
             found.discard(LIMITS["MessageTooLarge"])
+        if any(e == "GradingFailure" and "(KeyboardInterrupt)" in v for e, v in _errors(cell)):
+            found.add(LIMITS["KeyboardInterrupt"])
         kinds |= found
-        if any("(KeyboardInterrupt)" in str(o.get("evalue", "")) for o in _errors(cell)
-               if o.get("ename") == "GradingFailure"):
-            kinds.add(LIMITS["KeyboardInterrupt"])
     if LIMITS["NotebookTimeout"] in kinds:
         kinds.discard(LIMITS["KernelDied"])
     return kinds
 
 
 def _seconds(nb):
+    """The grading time SafeAutograde recorded in the notebook, or None."""
     from course_tools.instructor import GRADING_TIME
 
-    meta = nb.get("metadata", {}).get("course_tools", {})
-    value = meta.get(GRADING_TIME) if isinstance(meta, dict) else None
-    return float(value) if isinstance(value, int | float) and 0 <= value < 1e6 else None
+    value = _get(nb, "metadata", "course_tools", GRADING_TIME)
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < 1e6
+    return float(value) if ok else None
 
 
 # ------------------------------------------------------------------------------- the page

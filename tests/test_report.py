@@ -20,7 +20,7 @@ from unittest import mock
 import nbformat
 import pytest
 from test_browser import ARTIFACTS, MIN_TEXT_PX, QuietHandler, browser, local_only  # noqa: F401
-from test_workflow import ASSIGNMENTS, SUBMISSIONS, full_marks
+from test_workflow import ASSIGNMENTS, SUBMISSIONS, command, full_marks, run
 
 from bptt_grading.judge import HINTS
 from course_tools import report, synthetic
@@ -74,14 +74,11 @@ def test_limits_are_told_apart():
 
 @pytest.fixture(scope="module")
 def corpus(graded_corpora):
-    """The corpora's course, its report made by the command as an instructor runs it, and the
-    counts read in-process."""
+    """The corpora's course, its report made by INSTRUCTORS.md's command (step 8), and the counts
+    read in-process."""
     path = graded_corpora.path
-    run = subprocess.run([sys.executable, "-m", "course_tools.report"], cwd=ROOT,
-                         env={**os.environ, "BPTT_COURSE_DIR": str(path)}, capture_output=True,
-                         text=True, timeout=600)
-    assert run.returncode == 0, run.stdout + run.stderr
-    return path, run, report.summarize(read_course(path))
+    made = run(path, command("python -m course_tools.report"), [])
+    return path, made, report.summarize(read_course(path))
 
 
 def points(assignment):
@@ -92,8 +89,8 @@ def points(assignment):
 
 
 def test_every_count_of_the_corpora(corpus):
-    path, run, summary = corpus
-    assert f"wrote {path / 'report.html'}" in run.stdout and not run.stderr, run.stderr
+    path, made, summary = corpus
+    assert f"wrote {path / 'report.html'}" in made.stdout and not made.stderr, made.stderr
     assert [a.name for a in summary] == ASSIGNMENTS
     for a in summary:
         subs, full = [s for s in SUBMISSIONS if s.assignment == a.name], full_marks(a.name)
@@ -207,11 +204,11 @@ def limited(tmp_path_factory):
     linked = Path(base, "course", "submitted", "st_linked", "sq")
     (linked / "sq.ipynb").rename(linked / "mine.ipynb")
     (linked / "sq.ipynb").symlink_to("mine.ipynb")
-    run = subprocess.run([sys.executable, "-m", "course_tools.autograde", "sq", "--workers", "2"],
-                         cwd=base, env=synthetic._env(), capture_output=True, text=True,
-                         timeout=900)
-    assert run.returncode == 1 and "sq/st_linked: FAILED: submission refused" in run.stdout, \
-        run.stdout + run.stderr
+    graded = subprocess.run([sys.executable, "-m", "course_tools.autograde", "sq", "--workers",
+                             "2"], cwd=base, env=synthetic._env(), capture_output=True,
+                            text=True, timeout=900)
+    assert graded.returncode == 1, graded.stdout + graded.stderr
+    assert "sq/st_linked: FAILED: submission refused" in graded.stdout
     return Path(base)
 
 
@@ -272,7 +269,7 @@ def test_the_course_files_are_read_as_hostile(limited, tmp_path):
     (course / "gradebook.db").symlink_to(outside / "gradebook.db")
     with pytest.raises(report.CannotReport, match="cannot read the gradebook"):
         report.summarize(read_course(course, base))
-    run = subprocess.run([sys.executable, "-m", "course_tools.report"], cwd=base,
-                         env=synthetic._env(), capture_output=True, text=True, timeout=300)
-    assert run.returncode == 2 and "cannot read the gradebook" in run.stderr, run.stderr
-    assert "Traceback" not in run.stderr
+    made = subprocess.run([sys.executable, "-m", "course_tools.report"], cwd=base,
+                          env=synthetic._env(), capture_output=True, text=True, timeout=300)
+    assert made.returncode == 2 and "cannot read the gradebook" in made.stderr, made.stderr
+    assert "Traceback" not in made.stderr
