@@ -101,8 +101,9 @@ def test_every_count_of_the_corpora(corpus):
             assert (cells[name].autograded, cells[name].points, cells[name].graded,
                     cells[name].waiting) == (True, pts, len(subs), 0)
             assert cells[name].passed == sum(s.scores[name] == pts for s in subs), name
-        for c in (c for c in a.cells if c.name not in full):  # the written answers, not graded
-            assert (c.autograded, c.graded, c.waiting) == (False, 0, len(subs)), c
+        for c in (c for c in a.cells if c.name not in full):  # the written answers: left as
+            assert (c.autograded, c.graded, c.passed, c.waiting) == (  # released, nbgrader
+                False, len(subs), 0, 0), c                              # scores them 0
         assert a.hints == Counter(k for s in subs for k in set().union(*s.hints.values()))
         assert a.hint_cells == Counter(k for s in subs for keys in s.hints.values()
                                        for k in keys)
