@@ -191,3 +191,22 @@ def test_autograde_all_names_each_assignment_it_skips(tmp_path):
         assert f"{a}: no submissions (nothing in {course}/submitted/*/{a}), skipped" \
             in run.stdout, run.stdout
     assert "autograding sq: 1 submissions" in run.stdout
+
+
+def test_adopt_gives_only_root_s_plain_files_and_directories(tmp_path):
+    from course_tools.safefiles import adopt
+
+    course, elsewhere, nobody = tmp_path / "course", tmp_path / "elsewhere", 65534
+    (course / "a" / "b").mkdir(parents=True)
+    (course / "a" / "b" / "f").write_text("root's")
+    (course / "theirs").write_text("someone's")
+    os.chown(course / "theirs", 1234, 1234)
+    elsewhere.write_text("root's, elsewhere")
+    os.link(elsewhere, course / "hard")
+    (course / "soft").symlink_to(elsewhere)
+    os.mkfifo(course / "fifo")
+    assert sorted(adopt(str(course), nobody, nobody)) == [".", "a", "a/b", "a/b/f"]
+    for path in (course, course / "a", course / "a" / "b", course / "a" / "b" / "f"):
+        assert (path.stat().st_uid, path.stat().st_gid) == (nobody, nobody), path
+    assert (course / "theirs").stat().st_uid == 1234 and elsewhere.stat().st_uid == 0
+    assert os.lstat(course / "soft").st_uid == 0 and os.lstat(course / "fifo").st_uid == 0
