@@ -129,13 +129,13 @@ class Course:
         return sorted(n for n, st in self.entries(path).items() if stat.S_ISDIR(st.st_mode))
 
 
-def summarize(course: Course, names=None, hints=None) -> list[Assignment]:
+def summarize(course: Course, names=None) -> list[Assignment]:
     """Each assignment's counts (all in the gradebook if `names` is None)."""
     from nbgrader.api import Gradebook, MissingEntry
 
     from bptt_grading.judge import HINTS
 
-    patterns = hint_patterns(HINTS if hints is None else hints)
+    patterns = hint_patterns(HINTS)
     db = os.path.join(course.root, os.path.basename(
         course.coursedir.db_url.removeprefix("sqlite:///")))
     try:
