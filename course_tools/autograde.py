@@ -375,18 +375,20 @@ def load_course(config_dir):
         return coursedir, config, f.read()
 
 
-def find_batch(coursedir, assignments, force):
+def find_batch(coursedir, assignments, force, log=print):
     """{assignment: [students to grade]} for `assignments` (None: every assignment in the source
-    directory that has submissions); raises CannotGrade for one unknown, never generated or
-    without submissions."""
+    directory that has submissions, naming each without); raises CannotGrade for one unknown,
+    never generated or without submissions."""
     from course_tools.instructor import NotGenerated, require_generated
 
     path = partial(step_path, coursedir)
     submitters = lambda a: sorted(  # noqa: E731
         os.path.basename(os.path.dirname(p)) for p in glob.glob(path("submitted", "*", a)))
     if assignments is None:
-        assignments = [a for a in sorted(map(os.path.basename,
-                                             glob.glob(path("source", ".", "*")))) if submitters(a)]
+        assignments = sorted(map(os.path.basename, glob.glob(path("source", ".", "*"))))
+        for a in [a for a in assignments if not submitters(a)]:
+            log(f"{a}: no submissions (nothing in {path('submitted', '*', a)}), skipped")
+            assignments.remove(a)
         if not assignments:
             raise CannotGrade(f"no submissions of any assignment: {path('submitted', '*', '*')}")
     batch = {}
@@ -430,7 +432,7 @@ def autograde(assignments, *, workers=None, scheduler=None, force=False, config_
                 launcher(Sandbox(config=config)).check()  # refuse before grading anyone
             except SandboxUnavailable as e:
                 raise CannotGrade(str(e)) from e
-        batch = find_batch(coursedir, assignments, force)
+        batch = find_batch(coursedir, assignments, force, log)
         path = partial(step_path, coursedir)
         source = {}
         for a in batch:

@@ -5,6 +5,7 @@ read or written through a link (nbgrader_config.py)."""
 import os
 import stat
 import sys
+import time
 import warnings
 from functools import partial
 
@@ -143,11 +144,15 @@ class FreshFilesWriter(FilesWriter):
         return dest
 
 
+GRADING_TIME = "grading_seconds"  # an autograded notebook's metadata["course_tools"][this]
+
+
 class SafeAutograde(Autograde):
     """nbgrader's Autograde, but a submission holding a link, a hard link, a special file or more
     than `Intake` allows is refused (that student fails, with the reason) before nbgrader reads or
     copies any of it; results are written as new files, and permissions are set on regular files
-    only (stock nbgrader chmods the target of a link)."""
+    only (stock nbgrader chmods the target of a link). Each autograded notebook records in its
+    metadata the seconds its submission took to grade (GRADING_TIME), kernel start included."""
 
     def __init__(self, **kw):
         super().__init__(**kw)
@@ -156,6 +161,7 @@ class SafeAutograde(Autograde):
         self.coursedir.get_existing_timestamp = partial(submission_time, self.coursedir)
 
     def init_destination(self, assignment_id, student_id):
+        self.started = time.monotonic()
         submitted = self.coursedir.format_path(self.coursedir.submitted_directory, ".", ".")
         try:
             check_tree(self._format_source(assignment_id, student_id),
@@ -165,6 +171,15 @@ class SafeAutograde(Autograde):
             self.log.error(msg)
             raise NbGraderException(msg) from None
         return super().init_destination(assignment_id, student_id)
+
+    def _init_preprocessors(self):
+        super()._init_preprocessors()
+        if not self._sanitizing:  # last of the autograde steps: nothing after it runs student code
+            self.exporter.register_preprocessor(self.record_grading_time)
+
+    def record_grading_time(self, nb, resources):
+        nb.metadata["course_tools"] = {GRADING_TIME: round(time.monotonic() - self.started, 3)}
+        return nb, resources
 
     def set_permissions(self, assignment_id, student_id):
         """Refuse the result if its directory holds anything but plain files within `Intake`

@@ -52,6 +52,7 @@ import tempfile
 import threading
 import time
 
+from course_tools.safefiles import adopt
 from course_tools.sandbox import CHANNELS, Sandbox, SandboxUnavailable, private_dir
 
 ENV = "COURSE_SANDBOX_LAUNCHER"
@@ -338,13 +339,14 @@ def grading_user(sandbox, course):
 
 
 def become_grader(config, course):
-    """As root with the sandbox on: start the launcher, then become the grading user in this
-    process, for good (`drop_privileges`), before anything of a submission is read. Otherwise
-    do nothing."""
+    """As root with the sandbox on: give the grading user what root put in `course`
+    (`safefiles.adopt`), start the launcher, then become the grading user in this process, for
+    good (`drop_privileges`), before anything of a submission is read. Otherwise do nothing."""
     sandbox = Sandbox(config=config)
     if os.geteuid() != 0 or not sandbox.enabled:
         return
     user = grading_user(sandbox, course)
+    adopt(course, user.pw_uid, user.pw_gid)  # what root put in the course since: the grader's
     home = tempfile.mkdtemp(prefix="grader-")  # (IPython, matplotlib, jupyter write there)
     os.chown(home, user.pw_uid, user.pw_gid)
     address, _ = start_launcher(Kernels(sandbox, user.pw_gid), user.pw_uid, home)

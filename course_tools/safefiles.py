@@ -5,7 +5,7 @@ links and special files (fifo, socket, device) are refused, and every file's siz
 files and their total are checked from lstat before a byte is read, so a sparse file, a link loop
 (`a -> .`) or a `/dev/zero` costs nothing. `write_tree` creates every file new (O_EXCL |
 O_NOFOLLOW) in directories it creates or finds to be real directories: nothing is written through
-an existing path.
+an existing path. `adopt` gives the grading user what root put in the course, by the same rules.
 """
 
 import os
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+PATH_FLAGS = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC  # names a file without opening it
 WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 KINDS = {stat.S_IFLNK: "a symbolic link", stat.S_IFIFO: "a fifo", stat.S_IFSOCK: "a socket",
          stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device"}
@@ -137,6 +138,36 @@ def check_tree(root, limits=Limits(), trusted=None):
         raise Refused(problems)
 
 
+def read_file(trusted, path, limit=None):
+    """The bytes of `path`, a regular file below directory `trusted` reached without following a
+    link; Refused if it is anything else or over `limit` bytes (checked from lstat first)."""
+    fd = _open_below(trusted, os.path.dirname(path))
+    name = os.path.basename(path)
+    try:
+        st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+        kind = stat.S_IFMT(st.st_mode)
+        if kind != stat.S_IFREG:
+            raise Refused([f"{path}: {KINDS.get(kind, 'a directory or special file')}"])
+        if st.st_nlink > 1:
+            raise Refused([f"{path}: a hard link"])
+        if limit is not None and st.st_size > limit:
+            raise Refused([f"{path}: {st.st_size} bytes, over {limit}"])
+        return _read(fd, name, st, limit)
+    finally:
+        os.close(fd)
+
+
+def list_dir(trusted, path):
+    """{name: lstat} of the entries of directory `path` below `trusted`, reached without
+    following a link."""
+    fd = _open_below(trusted, path)
+    try:
+        with os.scandir(fd) as it:
+            return {e.name: e.stat(follow_symlinks=False) for e in it}
+    finally:
+        os.close(fd)
+
+
 def write_tree(root, files):
     """Write `files` ({relative path: (bytes, mode)}) under `root` (made if there are any), each
     as a new file."""
@@ -164,5 +195,45 @@ def write_tree(root, files):
                     os.fchmod(f.fileno(), mode & 0o777)
             finally:
                 os.close(fd)
+    finally:
+        os.close(top)
+
+
+def adopt(root, uid, gid, depth=32):
+    """Give `uid`:`gid` what root (uid 0) put in directory `root` (and `root` itself, if
+    root's): each such directory and regular file with a single link, walked by descriptor
+    without following links, each checked and changed through its own descriptor. A link, a
+    special file, a hard link (maybe of a file elsewhere) and anything deeper than `depth` stay
+    as they are. Returns the paths adopted, relative to `root`."""
+    def walk(fd, rel, level):
+        adopted = []
+        if os.fstat(fd).st_uid == 0:
+            os.fchown(fd, uid, gid)
+            adopted.append(rel or ".")
+        with os.scandir(fd) as it:
+            entries = [(e.name, e.stat(follow_symlinks=False)) for e in it]
+        for name, st in entries:
+            path = os.path.join(rel, name)
+            directory = stat.S_ISDIR(st.st_mode) and level < depth
+            if not (directory or stat.S_ISREG(st.st_mode) and st.st_uid == 0):
+                continue
+            try:  # (an entry replaced since is left as it is)
+                f = os.open(name, DIR_FLAGS if directory else PATH_FLAGS, dir_fd=fd)
+            except OSError:
+                continue
+            try:
+                now = os.fstat(f)
+                if directory:
+                    adopted += walk(f, path, level + 1)
+                elif stat.S_ISREG(now.st_mode) and now.st_uid == 0 and now.st_nlink == 1:
+                    os.chown(f"/proc/self/fd/{f}", uid, gid)  # this very file (f is O_PATH)
+                    adopted.append(path)
+            finally:
+                os.close(f)
+        return adopted
+
+    top = os.open(root, DIR_FLAGS & ~os.O_NOFOLLOW)
+    try:
+        return walk(top, "", 0)
     finally:
         os.close(top)

@@ -109,3 +109,12 @@ def site() -> Site:
             pytest.fail(f"`make site` failed (exit {run.returncode}); full log: {log}\n{tail}")
         stamp.touch()
     return built
+
+
+@pytest.fixture(scope="session")
+def graded_corpora(tmp_path_factory):
+    """tests/submissions/ graded through INSTRUCTORS.md's workflow in a fresh course
+    (tests/test_workflow.py, which checks it), once for every test that reads it."""
+    from test_workflow import grade_corpora
+
+    return grade_corpora(tmp_path_factory)

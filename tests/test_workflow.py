@@ -132,8 +132,8 @@ def git_status() -> str:
 
 
 def run(course: Path, line: str, runs: list, expect: int = 0) -> subprocess.CompletedProcess:
-    synthetic.give_to_grader(course)  # what the instructor placed in it, too (INSTRUCTORS.md)
-    """One documented command, as an instructor types it at the repository root."""
+    """One documented command, as an instructor types it at the repository root (as root, the
+    test's files put in the course since step 0 are root's: the commands adopt them)."""
     env = {**os.environ, "BPTT_COURSE_DIR": str(course),
            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}  # `. .venv/bin/activate`
     words = [str(course) + w[len("course"):] if w.startswith("course/") else w
@@ -165,9 +165,11 @@ def submit(course: Path, sub: Submission) -> None:
         nbformat.write(nb, dest / f"{sub.assignment}.ipynb")
 
 
-@pytest.fixture(scope="module")
-def course(tmp_path_factory) -> Course:
+def grade_corpora(tmp_path_factory) -> Course:
+    """The corpora through the workflow in a fresh course: conftest's `graded_corpora`, once
+    per session (tests/test_report.py reads the same course)."""
     path, runs = tmp_path_factory.mktemp("term"), []
+    synthetic.give_to_grader(path)  # step 0, once
     before = git_status()
     students = sorted({s.student for s in SUBMISSIONS})
     run(path, command("nbgrader db student add"), runs)
@@ -193,6 +195,11 @@ def course(tmp_path_factory) -> Course:
             g.name: g.auto_score for g in gb.find_submission_notebook(
                 s.assignment, s.assignment, s.student).grades} for s in SUBMISSIONS}
     return Course(path, runs, scores, before, git_status())
+
+
+@pytest.fixture(scope="module")
+def course(graded_corpora) -> Course:
+    return graded_corpora
 
 
 def _id(sub):
@@ -277,6 +284,7 @@ def test_parallel_autograde_shows_progress(course):
 def test_autograde_of_a_never_generated_assignment_says_what_to_run(tmp_path):
     """Step 2 skipped: one message naming the command to run, exit 2, for both commands."""
     runs = []
+    synthetic.give_to_grader(tmp_path)
     run(tmp_path, command("nbgrader db student add"), runs)
     nb = nbformat.read(ROOT / "exercises" / EXAMPLE / f"{EXAMPLE}.ipynb", as_version=4)
     dest = tmp_path / "submitted" / "s1234567" / EXAMPLE
