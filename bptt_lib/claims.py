@@ -25,7 +25,6 @@ from .experiments import (
     initial_grad_norms,
     initial_radii,
     solves,
-    wilson_interval,
 )
 
 
@@ -304,15 +303,6 @@ def _rho_one_start_helps(r):
     default = r["fresh"].n_solved
     bad = {k: r[k].n_solved for k in ("orthogonal", "gaussian") if r[k].n_solved <= default}
     return bad and f"seeds solving {bad} vs {default} with the default start"
-
-
-@_claim("The orthogonal and the Gaussian start cannot be told apart with these seeds: their 95 % "
-        "intervals for the rate of success overlap.")
-def _orthogonality_not_shown_to_matter(r):
-    (lo1, hi1), (lo2, hi2) = (wilson_interval(r[k].n_solved, r[k].n)
-                              for k in ("orthogonal", "gaussian"))
-    return (hi1 < lo2 or hi2 < lo1) and (
-        f"{r['orthogonal'].n_solved} vs {r['gaussian'].n_solved} seeds solve")
 
 
 # --- 33.5 ------------------------------------------------------------------------------------
