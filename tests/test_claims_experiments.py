@@ -346,7 +346,7 @@ def test_figures_draw(remember_first, clipping, truncation, truncation_in_full):
     initial = {T: initial_grad_norms(run) for T, run in REMEMBER_FIRST.items()}
     fresh = remember_first["fresh"]
     after = per_step_grad_norms(fresh.model, fresh.data.X_test, fresh.data.y_test)
-    sgd = {str(k): v for k, v in clipping.items() if k[0].startswith("sgd")}
+    sgd = {str(k): v for k, v in clipping.items() if k[0] in ("sgd", "sgd small step")}
     figures = [plots.remember_first_figure(by_T, CHANCE_ACC),
                plots.per_step_norms_figure(initial, 50, initial[50], after),
                plots.spike_figure(clipping["unguarded", 20].records[0], 1.0, CHANCE_ACC),
