@@ -325,7 +325,8 @@ def _guard_helps_at_20(r):
     return guarded <= unguarded and f"{guarded} guarded vs {unguarded} unguarded seeds solve"
 
 
-@_claim("One unguarded run solved the task, spiked, and lost it (the illustrated seed).")
+@_claim("One unguarded run had learned the task largely (test accuracy above 80 %), had its "
+        "largest spike, and ended more than 20 points lower (the illustrated seed).")
 def _a_spike_loses_the_task(r):
     drops = [biggest_spike(r["unguarded", T].records)[2] for T in (20, 30)]
     return max(drops) < 0.2 and f"largest drop in test accuracy after a spike {_seeds(drops)}"
