@@ -255,17 +255,17 @@ def learned_nothing(runs) -> np.ndarray:
 
 def _mostly_not_learned(runs) -> str | None:
     test = runs.final("test_acc")
-    return ((4 * runs.n_solved > runs.n or 2 * (test < 0.5).sum() <= runs.n)
+    return ((2 * runs.n_solved >= runs.n or 2 * (test < 0.5).sum() <= runs.n)
             and f"{runs.n_solved} of {runs.n} solve; test accuracies {_seeds(test)}")
 
 
-@_claim("With fresh data every epoch and the default start, T = 50 is mostly not learned: at "
-        "most a quarter of the seeds solve it, and most seeds end below 50 % test accuracy.")
+@_claim("With fresh data every epoch and the default start, T = 50 is mostly not learned: "
+        "fewer than half the seeds solve it, and most seeds end below 50 % test accuracy.")
 def _fresh_data_mostly_not_learned(r):
     return _mostly_not_learned(r["fresh"])
 
 
-@_claim("The same runs in float64 do no better (at most a quarter solve, most end below 50 %): "
+@_claim("The same runs in float64 do no better (fewer than half solve, most end below 50 %): "
         "rounding is not what stops them.")
 def _float64_no_better(r):
     return _mostly_not_learned(r["fresh float64"])
