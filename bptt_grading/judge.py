@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 TOL = 1e-7
 TOL_BY_HAND = 1e-13
-CONFIG_33_3 = {"T": 20, "EPOCHS": 5, "N": 256}
+CONFIG_33_3 = {"T": 10, "EPOCHS": 5, "N": 256}
 CONFIG_33_5 = {"T": 20, "EPOCHS": 8, "N": 256, "THETA": 1.0, "LR": 0.5}
 
 

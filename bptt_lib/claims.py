@@ -174,7 +174,7 @@ _claim = _registry("33.3", SIGMA_SWEEP)
 
 
 @_claim("In the interactive figure the measured norm never crosses the bound; below σ_max = 1 "
-        "it falls at every step to below 1e-10; it keeps vanishing well above σ_max = 1 (with "
+        "it falls at every step to below 1e-10; it stays below 1 well above σ_max = 1 (with "
         "ρ above 1), and only beyond that does it grow.")
 def _sweep(r):
     sweep = r["sweep"]
@@ -198,15 +198,17 @@ REMEMBER_FIRST: list[Claim] = []
 _claim = _registry("33.4", REMEMBER_FIRST)
 
 
-@_claim("Every seed solves T = 5 and T = 10.")
+@_claim("Short sequences are learned: every seed but at most one in eight solves T = 5 and "
+        "T = 10.")
 def _short_sequences_solved(r):
-    bad = {T: _seeds(r[T].final("test_acc")) for T in (5, 10) if r[T].n_solved < r[T].n}
+    bad = {T: _seeds(r[T].final("test_acc")) for T in (5, 10)
+           if 8 * (r[T].n - r[T].n_solved) > r[T].n}
     return bad and f"final test accuracies {bad}"
 
 
-@_claim("Most seeds solve T = 20 and T = 30.")
-def _medium_sequences_mostly_solved(r):
-    bad = {T: f"{r[T].n_solved} of {r[T].n}" for T in (20, 30) if 2 * r[T].n_solved <= r[T].n}
+@_claim("At T = 20 and T = 30 at least a third of the seeds solve the task.")
+def _medium_sequences_often_solved(r):
+    bad = {T: f"{r[T].n_solved} of {r[T].n}" for T in (20, 30) if 3 * r[T].n_solved < r[T].n}
     return bad and f"seeds solving {bad}"
 
 
@@ -245,24 +247,28 @@ def _long_failures_memorise(r):
     return 2 * n_memorised <= len(failed) and f"{n_memorised} of {len(failed)} memorise"
 
 
-def _learns_nothing(runs) -> str | None:
-    rec = runs.records
-    bad = [i for i, r in enumerate(rec)
-           if min(r.loss) < 0.99 * CHANCE_LOSS or not at_chance(r.test_acc[-1])
-           or not at_chance(r.train_acc[-1])]
-    return bad and (f"seeds {bad}: min loss / ln 8 {_seeds(min(r.loss) / CHANCE_LOSS for r in rec)}"
-                    f", test {_seeds(runs.final('test_acc'))}")
+def learned_nothing(runs) -> np.ndarray:
+    """Which seeds learned nothing: the loss never below 99 % of ln 8, accuracy at chance, (S,)."""
+    return np.array([min(r.loss) >= 0.99 * CHANCE_LOSS and at_chance(r.test_acc[-1])
+                     and at_chance(r.train_acc[-1]) for r in runs.records])
 
 
-@_claim("With fresh data every epoch, T = 50 is not learned at all, in any seed: the loss never "
-        "drops below 99 % of ln 8 and accuracy stays at chance.")
-def _fresh_data_learns_nothing(r):
-    return _learns_nothing(r["fresh"])
+def _mostly_not_learned(runs) -> str | None:
+    test = runs.final("test_acc")
+    return ((2 * runs.n_solved >= runs.n or 2 * (test < 0.5).sum() <= runs.n)
+            and f"{runs.n_solved} of {runs.n} solve; test accuracies {_seeds(test)}")
 
 
-@_claim("The same runs in float64 learn nothing either: rounding is not what stops them.")
-def _float64_learns_nothing_either(r):
-    return _learns_nothing(r["fresh float64"])
+@_claim("With fresh data every epoch and the default start, T = 50 is mostly not learned: "
+        "fewer than half the seeds solve it, and most seeds end below 50 % test accuracy.")
+def _fresh_data_mostly_not_learned(r):
+    return _mostly_not_learned(r["fresh"])
+
+
+@_claim("The same runs in float64 do no better (fewer than half solve, most end below 50 %): "
+        "rounding is not what stops them.")
+def _float64_no_better(r):
+    return _mostly_not_learned(r["fresh float64"])
 
 
 @_claim("Every line of the untrained networks' ‖∂L/∂h_t‖ is straight on the log scale "
@@ -291,13 +297,12 @@ def _decay_tracks_rho(r):
             and f"decay {_seeds(decay)} vs ρ {_seeds(rho)}")
 
 
-@_claim("An orthogonal start lets more seeds learn T = 50 from fresh data than the default "
-        "start, where none does.")
-def _orthogonal_start_helps(r):
-    ortho, default = r["orthogonal"].n_solved, r["fresh"].n_solved
-    return (ortho <= default or default > 0) and f"{ortho} vs {default} seeds solve"
-
-
+@_claim("A start with ρ(W_h) = 1 lets more seeds solve T = 50 from fresh data than the default "
+        "start: the orthogonal start and the Gaussian start with ρ = 1 each solve more seeds.")
+def _rho_one_start_helps(r):
+    default = r["fresh"].n_solved
+    bad = {k: r[k].n_solved for k in ("orthogonal", "gaussian") if r[k].n_solved <= default}
+    return bad and f"seeds solving {bad} vs {default} with the default start"
 
 
 # --- 33.5 ------------------------------------------------------------------------------------
@@ -314,14 +319,14 @@ def _spikes_happen(r):
     return max(ratios) <= 100 and f"largest norm / median {_seeds(ratios)}"
 
 
-@_claim("With the guard, more runs solve T = 20 and T = 30 than without it.")
-def _guard_helps(r):
-    guarded = sum(r["guarded", T].n_solved for T in (20, 30))
-    unguarded = sum(r["unguarded", T].n_solved for T in (20, 30))
-    return guarded <= unguarded and f"{guarded} guarded vs {unguarded} unguarded runs solve"
+@_claim("At T = 20, more seeds solve with the guard than without it.")
+def _guard_helps_at_20(r):
+    guarded, unguarded = r["guarded", 20].n_solved, r["unguarded", 20].n_solved
+    return guarded <= unguarded and f"{guarded} guarded vs {unguarded} unguarded seeds solve"
 
 
-@_claim("One unguarded run solved the task, spiked, and lost it (the illustrated seed).")
+@_claim("One unguarded run had learned the task largely (test accuracy above 80 %), had its "
+        "largest spike, and ended more than 20 points lower (the illustrated seed).")
 def _a_spike_loses_the_task(r):
     drops = [biggest_spike(r["unguarded", T].records)[2] for T in (20, 30)]
     return max(drops) < 0.2 and f"largest drop in test accuracy after a spike {_seeds(drops)}"
@@ -362,6 +367,30 @@ def _clipping_is_stable(r):
 def _tight_clipping_learns(r):
     final = r["sgd", 0.3].final("loss")
     return 2 * (final < CHANCE_LOSS).sum() <= len(final) and f"final / ln 8 {_seeds(final)}"
+
+
+def unclipped_sweep(r) -> dict:
+    """The unclipped SGD runs of 33.5 by step size η: {η: Runs}."""
+    return dict(sorted({r[key].config.lr: r[key] for key in r
+                        if key[0] in ("sgd small step", "sgd unclipped") or key == ("sgd", None)
+                        }.items()))
+
+
+def below_half_chance(runs) -> int:
+    """How many seeds end with a loss below half of ln 8."""
+    return int((runs.final("loss") < CHANCE_LOSS / 2).sum())
+
+
+@_claim("No step size of the unclipped sweep does what θ = 0.3 does: at every η at most a "
+        "quarter of the seeds end below half of ln 8 or solve the task; at θ = 0.3 most seeds "
+        "end below half of ln 8.")
+def _smaller_steps_are_no_substitute(r):
+    bad = {lr: _seeds(runs.final("loss") / CHANCE_LOSS) for lr, runs in unclipped_sweep(r).items()
+           if 4 * below_half_chance(runs) > runs.n or 4 * runs.n_solved > runs.n}
+    tight = r["sgd", 0.3]
+    if 2 * below_half_chance(tight) <= tight.n:
+        bad["θ = 0.3"] = _seeds(tight.final("loss") / CHANCE_LOSS)
+    return bad and f"final loss / ln 8 {bad}"
 
 
 @_claim("Clipping does not stop the gradient from exploding: in every clipped seed the norm "
@@ -484,6 +513,13 @@ def _randomized_truncation_learns(r):
     if not 1 / (1 - runs.config.p) < runs.config.d:
         return f"p = {runs.config.p}"
     return 2 * runs.n_solved <= len(runs.final()) and f"test accuracies {_seeds(runs.final())}"
+
+
+@_claim("Randomized truncation solves no more seeds than chunks of K > d (d2l's verdict: no "
+        "better than regular truncation in practice).")
+def _randomized_no_better(r):
+    return (r["randomized"].n_solved > r["long"].n_solved
+            and f"{r['randomized'].n_solved} vs {r['long'].n_solved} seeds solve")
 
 
 @_claim("Averaged over every pattern of cuts, weighted by its probability, randomized "

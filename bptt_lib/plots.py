@@ -131,16 +131,22 @@ def _chance(ax, level, label="chance"):
     ax.axhline(level, color=GRAY, ls="--", lw=1.2, label=label)
 
 
-def _seed_curves(ax, curves, color, label, *, log=False, lw=2.2, ls="-"):
+def _seed_curves(ax, curves, color, label, *, log=False, lw=2.2, ls="-", every=1):
     """One faint line per seed and the median over seeds on top (seeds that stopped early,
     by divergence, end where they stopped). curves: a list of 1-D sequences, drawn against
-    1, 2, … (epochs, or time steps t)."""
+    every·(1, 2, …) (epochs, or time steps t)."""
     plot = ax.semilogy if log else ax.plot
     for c in curves:
-        plot(np.arange(1, len(c) + 1), c, color=color, lw=0.8, alpha=0.25)
+        plot(every * np.arange(1, len(c) + 1), c, color=color, lw=0.8, alpha=0.25)
     n = min(len(c) for c in curves)
-    plot(np.arange(1, n + 1), np.median([c[:n] for c in curves], axis=0), color=color, lw=lw,
-         ls=ls, label=label)
+    plot(every * np.arange(1, n + 1), np.median([c[:n] for c in curves], axis=0), color=color,
+         lw=lw, ls=ls, label=label)
+
+
+def _test_curves(ax, runs, color, label, **style):
+    """_seed_curves of every seed's test accuracy against the epochs it was measured after."""
+    _seed_curves(ax, [rec.test_acc for rec in runs.records], color, label,
+                 every=runs.records[0].eval_every, **style)
 
 
 def _seed_dots(ax, x, values, color, *, hollow=False, label=None, spread=0.25):
@@ -167,7 +173,7 @@ def remember_first_figure(runs: dict, chance_acc: float) -> Figure:
         _seed_dots(top, i + 0.15, r.final("test_acc"), BLUE, spread=0.12,
                    label="test" if i == 0 else None)
         top.text(i, 1.08, f"{r.n_solved}/{r.n}", ha="center", color=BLUE_DARK)
-        _seed_curves(bottom, [rec.test_acc for rec in r.records], _RUN_COLORS[i], f"T = {T}")
+        _test_curves(bottom, r, _RUN_COLORS[i], f"T = {T}")
     _chance(top, chance_acc)
     top.set(xticks=range(len(runs)), xticklabels=[str(T) for T in runs], ylim=(0, 1.16),
             xlabel="sequence length T", ylabel="final accuracy",
@@ -208,7 +214,7 @@ def spike_figure(record, median_norm: float, chance_acc: float) -> Figure:
     # the key in the title: a spike may rise anywhere, under any legend
     top.set(title=r"Gradient norm $\|g\|$ per Adam step (dotted: median)", xlabel="step",
             ylabel=r"$\|g\|$")
-    bottom.plot(record.test_acc, color=BLUE, lw=1.8)
+    bottom.plot(record.test_epochs, record.test_acc, color=BLUE, lw=1.8)
     _chance(bottom, chance_acc)
     bottom.set(title="Test accuracy per epoch (dashed: chance)", xlabel="epoch",
                ylabel="test accuracy", ylim=(0, 1.05))
@@ -272,7 +278,7 @@ def truncation_figure(runs: dict, chance_acc: float) -> Figure:
                  strict=False)
     for i, (r, label, (color, ls, lw)) in enumerate(zip(runs.values(), labels, styles,
                                                          strict=False)):
-        _seed_curves(top, [rec.test_acc for rec in r.records], color, label, lw=lw, ls=ls)
+        _test_curves(top, r, color, label, lw=lw, ls=ls)
         _seed_dots(bottom, i - 0.15, r.final("train_acc"), GRAY, hollow=True, spread=0.12,
                    label="train" if i == 0 else None)
         _seed_dots(bottom, i + 0.15, r.final("test_acc"), color, spread=0.12,

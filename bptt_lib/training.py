@@ -43,7 +43,8 @@ class TrainRecord:
     """What a training run measured.
 
     loss, train_acc, test_acc: one value per completed epoch (train metrics on that epoch's
-    training set); grad_norm: ‖g‖ before any transform, one per optimiser step;
+    training set), test_acc only every `eval_every` epochs (after epochs k, 2k, …);
+    grad_norm: ‖g‖ before any transform, one per optimiser step;
     diverged_at: the epoch at which the loss became non-finite (training stops there), or None.
     """
 
@@ -52,10 +53,16 @@ class TrainRecord:
     test_acc: list[float] = field(default_factory=list)
     grad_norm: list[float] = field(default_factory=list)
     diverged_at: int | None = None
+    eval_every: int = 1
 
     @property
     def final_test_acc(self) -> float:
         return self.test_acc[-1] if self.test_acc else math.nan
+
+    @property
+    def test_epochs(self) -> list[int]:
+        """The epoch (1, 2, …) after which each value of test_acc was measured."""
+        return [self.eval_every * (i + 1) for i in range(len(self.test_acc))]
 
 
 def sgd(params: list[torch.nn.Parameter], lr: float) -> Callable[[], None]:
@@ -230,7 +237,7 @@ def stack_loss_and_grads(model: RememberFirstRNN, xs: torch.Tensor, y: torch.Ten
 def train_stack(model: RememberFirstRNN, data: RememberFirstSplit, *, epochs: int,
                 lr: float = 5e-3, optimizer: str = "adam", batch_size: int | None = 64,
                 K: int | None = None, clip: float | None = None,
-                fresh_data: bool = False) -> list[TrainRecord]:
+                fresh_data: bool = False, eval_every: int = 1) -> list[TrainRecord]:
     """`train` for a stack of S networks at once (`stack_networks`), on a stack of
     splits (`RememberFirstSplit.stack`, whose seeds also seed each run's shuffling).
 
@@ -238,16 +245,19 @@ def train_stack(model: RememberFirstRNN, data: RememberFirstSplit, *, epochs: in
     `clip_grad_norm(clip)` by that norm, its own Adam state, its own divergence), up to
     rounding: the gradients come from `stack_loss_and_grads`. Returns one TrainRecord each,
     whose train_acc holds the accuracy after the last epoch only (evaluating the training set
-    every epoch would cost as much as a third of the training).
+    every epoch would cost as much as a third of the training), and whose test_acc holds the
+    test accuracy every `eval_every` epochs (a divisor of `epochs`: the last epoch included).
     """
     _check_options(optimizer, K)
     if clip is not None and not clip > 0:
         raise ValueError(f"clipping threshold must be positive, got {clip}")
+    if not (eval_every >= 1 and epochs % eval_every == 0):
+        raise ValueError(f"eval_every must divide epochs ({epochs}), got {eval_every}")
     params = list(model.parameters())
     update = (adam if optimizer == "adam" else sgd)(params, lr)
     shuffles = [torch.Generator().manual_seed(s) for s in data.seed]
     S = len(shuffles)
-    recs = [TrainRecord() for _ in range(S)]
+    recs = [TrainRecord(eval_every=eval_every) for _ in range(S)]
     alive = [True] * S
     rows = torch.arange(S)[:, None]
     work, evaluation = {}, {}  # buffers reused by every step, and by every evaluation
@@ -275,7 +285,8 @@ def train_stack(model: RememberFirstRNN, data: RememberFirstSplit, *, epochs: in
         finite = torch.isfinite(total / n)
         for p in params:
             finite &= torch.isfinite(p.detach().flatten(1)).all(1)
-        test_acc = stack_accuracies(model, xs_test, data.y_test, evaluation).tolist()
+        test_acc = (stack_accuracies(model, xs_test, data.y_test, evaluation).tolist()
+                    if (epoch + 1) % eval_every == 0 else None)
         train_acc = (stack_accuracies(model, xs, y, evaluation).tolist()
                      if epoch == epochs - 1 else None)
         for s, rec in enumerate(recs):
@@ -286,7 +297,8 @@ def train_stack(model: RememberFirstRNN, data: RememberFirstSplit, *, epochs: in
                 rec.loss.append(math.nan)
                 continue
             rec.loss.append(float(total[s]) / n)
-            rec.test_acc.append(test_acc[s])
+            if test_acc:
+                rec.test_acc.append(test_acc[s])
             if train_acc:
                 rec.train_acc.append(train_acc[s])
         if not any(alive):

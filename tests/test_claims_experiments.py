@@ -1,8 +1,11 @@
-"""The claims the experiment pages (33.4–33.6) make in prose, checked on the runs the pages use.
+"""The claims the experiment pages (33.4–33.6) make in prose, checked on the runs the pages use
+and on held-out seeds.
 
 The claims are `bptt_lib.claims`: the very predicates each page checks at build time. Here they
-run again on the same configurations (`bptt_lib.experiments`), also under other CPU kernels
-(`make test` runs this file with ATEN_CPU_CAPABILITY=default as well). The rest of the file
+run again on the same configurations (`bptt_lib.experiments`), and once more on the same
+configurations trained from HELD_OUT_SEEDS, a second set of seeds that no page trains: a claim
+fitted to the pages' seeds fails there. Both also under other CPU kernels (`make test` runs this
+file with ATEN_CPU_CAPABILITY=default as well). The rest of the file
 checks the machinery the claims rest on: the batched training of many seeds against separate
 runs and autograd, and the build failing on a false claim.
 """
@@ -29,11 +32,13 @@ from bptt_lib.experiments import (
     CHANCE_LOSS,
     CLIPPING_PAGE,
     ECHO_CHANCE,
+    HELD_OUT_SEEDS,
     REMEMBER_FIRST,
     REMEMBER_FIRST_PAGE,
     TRUNCATION,
     TRUNCATION_IN_FULL,
     RememberFirstRun,
+    held_out,
     initial_grad_norms,
     run_all,
     unique_suffix_length,
@@ -69,6 +74,20 @@ def truncation_in_full():
     return experiments.truncation_in_full()
 
 
+PAGES = {"33.4": (REMEMBER_FIRST_PAGE, claims.REMEMBER_FIRST),
+         "33.5": (CLIPPING_PAGE, claims.CLIPPING),
+         "33.6": (TRUNCATION, claims.TRUNCATION),
+         "33.6 in full": (TRUNCATION_IN_FULL, claims.TRUNCATION_IN_FULL)}
+
+
+@pytest.fixture(scope="module")
+def held_out_results():
+    """Every page's configurations trained from HELD_OUT_SEEDS (what the claims read), by page."""
+    results = {page: run_all(held_out(configs)) for page, (configs, _) in PAGES.items()}
+    results["33.6 in full"] = experiments.truncation_in_full(results["33.6 in full"])
+    return results
+
+
 # --- the pages' claims ------------------------------------------------------------------------
 
 @pytest.mark.parametrize("claim", claims.REMEMBER_FIRST, ids=lambda c: c.name)
@@ -89,6 +108,33 @@ def test_truncation_claims(truncation, claim):
 @pytest.mark.parametrize("claim", claims.TRUNCATION_IN_FULL, ids=lambda c: c.name)
 def test_truncation_in_full_claims(truncation_in_full, claim):
     claim.check(truncation_in_full)
+
+
+@pytest.mark.parametrize(("page", "claim"),
+                         [(page, claim) for page, (_, page_claims) in PAGES.items()
+                          for claim in page_claims], ids=lambda x: getattr(x, "name", x))
+def test_claims_hold_on_held_out_seeds(held_out_results, page, claim):
+    """Every claim of 33.4–33.6 about training, on seeds the pages never train: the words were
+    not fitted to the pages' seeds."""
+    claim.check(held_out_results[page])
+
+
+def test_the_held_out_seeds_are_no_pages_seeds():
+    """The pages train from SEEDS only, and HELD_OUT_SEEDS share neither a seed with them nor
+    a stream of data: RememberFirstSplit's 2s, 2s + 1 and 10 000 (s + 1) + epoch, and the
+    echo's offset + s."""
+    pages = [config for configs, _ in PAGES.values() for config in configs.values()]
+    assert {c.seeds for c in pages} == {experiments.SEEDS}
+    assert len(set(HELD_OUT_SEEDS)) >= 8
+
+    def streams(seeds):
+        data = {v for s in seeds for v in (2 * s, 2 * s + 1,
+                                           *(10_000 * (s + 1) + e for e in range(200)))}
+        echo = {offset + s for s in seeds for offset in (10_000, 50_000, 90_000)}
+        return set(seeds), data, echo
+
+    for page, other in zip(streams(experiments.SEEDS), streams(HELD_OUT_SEEDS), strict=True):
+        assert not page & other
 
 
 def test_truncation_in_full_claims_reject_swapped_runs(truncation_in_full):
@@ -300,7 +346,7 @@ def test_figures_draw(remember_first, clipping, truncation, truncation_in_full):
     initial = {T: initial_grad_norms(run) for T, run in REMEMBER_FIRST.items()}
     fresh = remember_first["fresh"]
     after = per_step_grad_norms(fresh.model, fresh.data.X_test, fresh.data.y_test)
-    sgd = {str(k): v for k, v in clipping.items() if k[0].startswith("sgd")}
+    sgd = {str(k): v for k, v in clipping.items() if k[0] in ("sgd", "sgd small step")}
     figures = [plots.remember_first_figure(by_T, CHANCE_ACC),
                plots.per_step_norms_figure(initial, 50, initial[50], after),
                plots.spike_figure(clipping["unguarded", 20].records[0], 1.0, CHANCE_ACC),
@@ -331,3 +377,22 @@ def test_the_cache_keeps_each_run_under_its_own_name(tmp_path, monkeypatch):
     monkeypatch.setenv("ATEN_CPU_CAPABILITY", other)  # another name, whatever runs now
     run_all({"a": configs["a"]})
     assert len(list(tmp_path.iterdir())) == 3
+
+
+# --- exercise 33.3: its configuration answers its question ------------------------------------
+
+def test_exercise_33_3_sizes_differ_in_learning_not_in_decay():
+    """Over 8 seeds of the exercise's protocol (bptt_grading CONFIG_33_3), 128 hidden units
+    learn what 32 do not (every seed of 128 ends above every seed of 32, medians 40 points
+    apart), while the gradient decays per step at the same rate for both (within 5 %): what the
+    exercise asks students to see in their two plots."""
+    from course_tools.references import _protocol_33_3
+
+    acc, decay = {}, {}
+    for h in (32, 128):
+        runs = [_protocol_33_3(h, seed) for seed in range(8)]
+        acc[h] = np.array([rec.test_acc[-1] for rec, _ in runs])
+        decay[h] = np.array([(g[0] / g[-1]) ** (1 / (len(g) - 1)) for _, g in runs])
+    assert acc[128].min() > acc[32].max(), acc
+    assert np.median(acc[128]) - np.median(acc[32]) > 0.4, acc
+    assert abs(np.median(decay[128]) / np.median(decay[32]) - 1) < 0.05, decay
