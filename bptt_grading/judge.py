@@ -9,17 +9,20 @@ the kernel: a value is only ever compared, with pure-Python arithmetic.
 
 Tolerances are componentwise, scaled by the size of the terms that make up each entry, never
 by the size of the result (a gradient of 5e-6 built from terms of 0.1 that cancel is known only
-to ~1e-17, not to 1e-22): |mine − reference| ≤ tol · bound for every entry, where the bound is
-the same computation run on absolute values (course_tools.references.bptt_bounds; for 33.2,
-|W_h|ⁿ and |V| |Λ|ⁿ |V⁻¹|). tol = TOL_BY_HAND = 1e-13 for the hand-written backward passes (33.1
-δ and ∂L/∂W_x, 33.4): correct float64 implementations, looped, vectorised or forward-mode, stay
-below ~1e-15 of their terms, central differences and Richardson extrapolation far above
-(tests/test_tolerances.py, over 10,000 hidden inputs per cell); tol = TOL = 1e-7 for the
-rest of 33.1 and 33.2. A hint must match its wrong answer to TOL of its terms.
-33.5's transform: ‖g‖ returned to 1e-9 of itself (a sum of squares: its own terms), the norm
-after rescaling to 1e-12 of θ (1e-6 in float32), each entry to 10× that of θ·g_i/‖g‖.
-33.3 and 33.5's runs call the same library code as the reference run, on the same machine:
-gradient norms and losses to 1e-4, accuracies to 0.01 (slack for another CPU's kernels).
+to ~1e-17, not to ~1e-21): |mine − reference| ≤ tol · bound in every entry, where the bound is
+the computation's running error bound, the same recursion on absolute values
+(course_tools.references.bptt_bounds; for 33.2, |W_h|ⁿ and |V| |Λ|ⁿ |V⁻¹|). Thresholds:
+- TOL_BY_HAND = 1e-15 for the hand-written backward passes (33.1 δ and ∂L/∂W_x, 33.4): correct
+  float64 answers, looped, vectorised, forward-mode, with their own forward pass or not, stay
+  below ~2.5e-16 of the bound, central differences above ~4e-15 (tests/test_tolerances.py, over
+  10,000 hidden inputs per exercise);
+- TOL = 1e-7 for the rest of 33.1 and 33.2; a hint must match its wrong answer to TOL of the
+  terms (`matches`);
+- 33.5's transform: ‖g‖ returned to 1e-9 of itself (a sum of squares: its own terms), the norm
+  after rescaling to 1e-12 of θ (1e-6 in float32), each entry to 10× that of θ·g_i/‖g‖;
+- 33.3's and 33.5's runs call the same library code as the grader's reference run on the same
+  machine: gradient norms and losses to 1e-4 of the largest, accuracies to 0.01 (slack for
+  another CPU's kernels).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 TOL = 1e-7
-TOL_BY_HAND = 5e-16
+TOL_BY_HAND = 1e-15
 CONFIG_33_3 = {"T": 20, "EPOCHS": 5, "N": 256}
 CONFIG_33_5 = {"T": 20, "EPOCHS": 8, "N": 256, "THETA": 1.0, "LR": 0.5}
 # 33.5's "rescales" part: (scale of the gradients, θ, dtype): ‖g‖ below θ, then above it twice
@@ -150,9 +153,11 @@ def params_spec(grads: list, dtype: str, as_generator: bool = True) -> dict:
 # ---------------------------------------------------------------- pure-Python comparisons
 
 def _flat(x) -> list[float]:
-    if isinstance(x, list | tuple):
+    if not isinstance(x, list | tuple):
+        return [float(x)]
+    if x and isinstance(x[0], list | tuple):
         return [v for item in x for v in _flat(item)]
-    return [float(x)]
+    return [float(v) for v in x]
 
 
 def rel_error(a, b) -> float:

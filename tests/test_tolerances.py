@@ -1,11 +1,10 @@
 """The judge's tolerances of the by-hand gradient cells, property-based: over 10,000 random hidden
 inputs per exercise (hidden seeds as the grader draws them, both parities: 33.4's T = 3 and
-T > 3), every correct implementation of the corpus (tests/submissions/correct: looped,
-vectorised, forward-mode, Jacobian products by reduce, plain Python floats, tanh' as 1/cosh²,
-softmax through log-sum-exp) and the instructor's pass every cell, and central differences and
-Richardson extrapolation in float64, each at its best step, fail every gradient cell. Each input
-is judged as in grading: the grader's reference (`course_tools.references`), the student's
-functions called through the channel of the self-checks, `bptt_grading.judge`.
+T > 3), four differently written correct answers (IMPLEMENTATIONS: looped, vectorised,
+forward-mode, rounding differently) pass every cell, and central differences and Richardson
+extrapolation in float64, each at its best step, fail every gradient cell. Each input is judged
+as in grading: the grader's reference (`course_tools.references`), the student's functions
+called through the channel of the self-checks, `bptt_grading.judge`.
 """
 
 from __future__ import annotations
@@ -31,37 +30,44 @@ PARTS = {"ex33_1": ("deltas", "grad_W_x", "contribution_norms"),
 GRADIENT_PARTS = {"ex33_1": ("deltas", "grad_W_x"), "ex33_4": ("W_y", "h", "W_h", "W_x", "b_h")}
 
 
+# differently written correct answers of the corpus (tests/submissions/correct), "solution" the
+# instructor's: looped, vectorised, forward-mode, and rounding differently (reduce over Jacobian
+# products; tanh' as 1/cosh², softmax through log-sum-exp)
+IMPLEMENTATIONS = {"ex33_1": ("solution", "recursion_einsum_helper_bptt", "forward_mode",
+                              "reduce_matmul"),
+                   "ex33_4": ("class_with_backward_method", "vectorised_einsum",
+                              "rtrl_forward_accumulation", "sech_log_softmax")}
+
+
 def namespaces(exercise: str) -> dict[str, dict]:
-    """{name: namespace} of the instructor's answer and every correct answer of the corpus."""
+    """{name: namespace} of the IMPLEMENTATIONS of `exercise`, run after the notebook's set-up."""
     nb = json.loads((ROOT / "solutions" / ASSIGNMENT[exercise] /
                      f"{ASSIGNMENT[exercise]}.ipynb").read_text())
-    setup = "".join("".join(c["source"]) + "\n" for c in nb["cells"]
-                    if c["metadata"].get("nbgrader", {}).get("grade_id") in ("setup_2", "setup_5"))
-    answers = {"solution": next("".join(c["source"]) for c in nb["cells"] if c["metadata"].get(
-        "nbgrader", {}).get("grade_id") == "implementation")}
-    answers |= {p.stem: p.read_text() for p in sorted(
-        (ROOT / "tests" / "submissions" / "correct" / ASSIGNMENT[exercise]).glob("*.py"))}
+    sources = {c["metadata"].get("nbgrader", {}).get("grade_id"): "".join(c["source"])
+               for c in nb["cells"]}
+    corpus = ROOT / "tests" / "submissions" / "correct" / ASSIGNMENT[exercise]
     out = {}
-    for name, source in answers.items():
+    for name in IMPLEMENTATIONS[exercise]:
         ns: dict = {}
-        exec(setup + source, ns)  # noqa: S102 — the instructor's and the corpus's own code
+        answer = sources["implementation"] if name == "solution" else \
+            (corpus / f"{name}.py").read_text()
+        exec("\n".join((sources["setup_2"], sources.get("setup_5", ""), answer)), ns)  # noqa: S102
         out[name] = ns
     return out
 
 
 class Memo(InProcess):
-    """The self-checks' channel, each distinct call made once (the judges of one input ask
-    `backward` the same question for every cell)."""
+    """The self-checks' channel for one input, each function called once (the judges of one
+    input ask `backward` the same question for every cell)."""
 
     def __init__(self, namespace):
         super().__init__(namespace)
         self.answers = {}
 
     def _send(self, request, name):
-        key = json.dumps(request, sort_keys=True)
-        if key not in self.answers:
-            self.answers[key] = super()._send(request, name)
-        return self.answers[key]
+        if name not in self.answers:
+            self.answers[name] = super()._send(request, name)
+        return self.answers[name]
 
 
 # ---- finite differences: ∂L/∂θ for every parameter entry, ∂L/∂z_t and ∂L/∂h_t, batched
@@ -114,8 +120,7 @@ def numeric_answers(exercise: str, fd: dict, forward) -> dict:
 @pytest.mark.parametrize("exercise", sorted(ASSIGNMENT))
 def test_correct_answers_pass_and_finite_differences_fail_on_every_hidden_input(exercise):
     implementations = namespaces(exercise)
-    assert len(implementations) >= 4
-    forward = implementations["solution"].get("forward")
+    forward = implementations[IMPLEMENTATIONS[exercise][0]].get("forward")
     numeric_passed = []
     for seed in HIDDEN_SEEDS:
         ref = reference.__wrapped__(exercise, seed)  # as graded, without keeping 10,000
