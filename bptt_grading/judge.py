@@ -304,8 +304,8 @@ def compare(name: str, mine, reference: list, bound: list, *, hints: dict[str, l
     err = excess(data, reference, bound)
     if err <= tol:
         return
-    lines = [f"{name} is off: its error is {err:.1e} times the size of the terms that make "
-             f"up the entry, more than {tol:.0e} (float64)."]
+    lines = [f"{name} is off: relative error {err:.2e} > {tol:.0e} (float64; each entry's "
+             "error relative to the size of the terms that make it up)."]
     if rows:
         wrong = [i for i in range(len(rows)) if excess(data[i], reference[i], bound[i]) > tol]
         lines += [f"Row {i} ({rows[i]}) is wrong" + (
@@ -338,8 +338,8 @@ def _step_failure(what: str, k: str, mine: list, reference: list, bound: list):
         return None
     err = excess(mine[t - 1], reference[t - 1], bound[t - 1])
     sign = matches([-v for v in _flat(mine)], _flat(reference), _flat(bound))
-    return t, (f"{what} is {_from_step(k, t, len(reference))} (error at {k} = {t}: {err:.1e} "
-               f"times the size of its terms > {TOL_BY_HAND:.0e})." + (
+    return t, (f"{what} is {_from_step(k, t, len(reference))} (relative error at {k} = {t}: "
+               f"{err:.1e} > {TOL_BY_HAND:.0e})." + (
                    " " + HINTS["sign"] if sign else "")), sign
 
 

@@ -54,7 +54,7 @@ def test_errors_are_measured_in_the_size_of_the_terms():
     ref, terms = [[5e-6, 0.3]], [[0.2, 0.3]]
     judge.compare("g", sent(np.array([[5e-6 + 1e-17, 0.3]])), ref, terms,
                   tol=judge.TOL_BY_HAND)
-    with pytest.raises(judge.GradingFailure, match="times the size of the terms"):
+    with pytest.raises(judge.GradingFailure, match="relative to the size of the terms"):
         judge.compare("g", sent(np.array([[5e-6, 0.3 + 1e-12]])), ref, terms,
                       tol=judge.TOL_BY_HAND)
     with pytest.raises(judge.GradingFailure):  # an entry whose terms are all 0 must be 0
