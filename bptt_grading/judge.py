@@ -409,6 +409,7 @@ def check_33_1(part: str, student: Student, ref: dict) -> None:
             fail(f"{message} {hint}".rstrip())
     elif part == "grad_W_x":
         compare("∂L/∂W_x", mine, ref["grad_W_x"], bounds["W_x"], tol=TOL_BY_HAND,
+                transpose="transpose_outer",
                 hints={"W_x_last": ref["last_term"], "W_x_dh": ref["grad_W_x_dh"]})
     else:
         compare("contribution norms", mine, ref["norms"], bounds["norms"],
