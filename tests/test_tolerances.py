@@ -136,7 +136,7 @@ def test_correct_answers_pass_and_finite_differences_fail_on_every_hidden_input(
         params = {k: np.array(v) for k, v in ref["params"].items()}
         xs = np.array(ref["xs"])
         for method, (differences, step) in METHODS.items():
-            student = InProcess(numeric_answers(
+            student = Memo(numeric_answers(
                 exercise, differences(params, xs, ref["target"], step), forward))
             for part in GRADIENT_PARTS[exercise]:
                 try:
