@@ -1,5 +1,5 @@
-# ∂L/∂W_y as h_T (softmax − onehot)ᵀ: the shape of W_yᵀ.
-# expect test_W_y: 0 | transposed?
+# ∂L/∂b_y forgotten in the result: only the W_y cell (which grades W_y and b_y) pays.
+# expect test_W_y: 0 | backward's result has no key 'b_y'
 def forward(params, xs):
     hs = [np.zeros(len(params["b_h"]))]
     for x in xs:
@@ -17,5 +17,5 @@ def backward(params, xs, hs, target):
     for t in range(T - 1, 0, -1):
         dh[t - 1] = params["W_h"].T @ (dh[t] * (1 - hs[t + 1] ** 2))
     dz = dh * (1 - hs[1:] ** 2)
-    return {"W_y": np.outer(hs[T], dy), "b_y": dy, "h": dh, "W_h": dz.T @ hs[:-1],
-            "W_x": dz.T @ xs, "b_h": dz.sum(axis=0)}
+    return {"W_y": np.outer(dy, hs[T]), "h": dh, "W_h": dz.T @ hs[:-1], "W_x": dz.T @ xs,
+            "b_h": dz.sum(axis=0)}
