@@ -10,8 +10,9 @@ the kernel: a value is only ever compared, with pure-Python arithmetic.
 Tolerances are componentwise, scaled by the size of the terms that make up each entry, never
 by the size of the result (a gradient of 5e-6 built from terms of 0.1 that cancel is known only
 to ~1e-17, not to ~1e-21): |mine − reference| ≤ tol · bound in every entry, where the bound is
-the computation's running error bound, the same recursion on absolute values
-(course_tools.references.bptt_bounds; for 33.2, |W_h|ⁿ and |V| |Λ|ⁿ |V⁻¹|). Thresholds:
+the computation's first-order error bound, each operation's terms in absolute value carried
+through the steps after it (course_tools.references.bptt_bounds; for 33.2, |W_h|ⁿ and
+|V| |Λ|ⁿ |V⁻¹|). Thresholds:
 - TOL_BY_HAND = 5e-16 for the hand-written backward passes (33.1 δ and ∂L/∂W_x, 33.4): correct
   float64 answers, looped, vectorised, forward-mode, with their own forward pass or not, stay
   below ~2e-16 of the bound, central differences above ~3e-14, Richardson extrapolation above
