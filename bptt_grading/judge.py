@@ -287,7 +287,7 @@ HINTS = {
                 "norm to θ also when it is below θ.",
     "clamping": "It clamps each entry to [−θ, θ]: that is element-wise clipping — rescaling "
                 "multiplies every gradient by the same factor θ/‖g‖.",
-    "unchanged": "The gradients were not changed, on larger ones neither.",
+    "unchanged": "The gradients were not changed, neither these nor larger ones.",
     "generator": "It works on a list but not on the generator model.parameters(): a generator "
                  "can be iterated only once — make a list first.",
 }

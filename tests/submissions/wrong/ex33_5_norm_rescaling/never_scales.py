@@ -1,5 +1,5 @@
 # The factor θ/‖g‖ is computed but never applied: the gradients stay as they were.
-# expect test_rescales: 0 | The gradients were not changed, on larger ones neither.
+# expect test_rescales: 0 | The gradients were not changed, neither these nor larger ones.
 # hint test_rescales: unchanged
 def rescale_grad_norm(theta):
     if theta <= 0:
