@@ -6,7 +6,7 @@ best step fail every gradient cell, and so does Richardson extrapolation, but fo
 on under 1 % of the inputs (its error is then as small as the rounding of the terms of a correct
 answer: no tolerance can fail it there without failing a correct answer). Each input is judged
 as in grading: the grader's reference (`course_tools.references`), the student's functions
-called through the channel of the self-checks, `bptt_grading.judge`.
+called as the self-checks call them (`bptt_grading.inkernel.call`), `bptt_grading.judge`.
 """
 
 from __future__ import annotations
@@ -18,8 +18,7 @@ import numpy as np
 import pytest
 
 import bptt_lib
-from bptt_grading import judge
-from bptt_grading.selfcheck import InProcess
+from bptt_grading import inkernel, judge
 from course_tools.references import reference
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,17 +57,17 @@ def namespaces(exercise: str) -> dict[str, dict]:
     return out
 
 
-class Memo(InProcess):
-    """The self-checks' channel for one input, each function called once (the judges of one
-    input ask `backward` the same question for every cell)."""
+class Memo(judge.Channel):
+    """The self-checks' channel (`bptt_grading.inkernel.call` on the notebook's namespace) for
+    one input, without the JSON text in between, each function called once: the judges of one
+    input ask `backward` the same question for every cell."""
 
-    def __init__(self, namespace):
-        super().__init__(namespace)
-        self.answers = {}
+    def __init__(self, namespace: dict):
+        self.namespace, self.answers = namespace, {}
 
     def _send(self, request, name):
         if name not in self.answers:
-            self.answers[name] = super()._send(request, name)
+            self.answers[name] = inkernel.call(request, self.namespace)
         return self.answers[name]
 
 
