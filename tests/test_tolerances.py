@@ -21,6 +21,8 @@ import bptt_lib
 from bptt_grading import inkernel, judge
 from course_tools.references import reference
 
+pytestmark = pytest.mark.slow  # minutes: 20,000 references, four answers judged on each
+
 ROOT = Path(__file__).resolve().parents[1]
 N_INPUTS = 10_000
 HIDDEN_SEEDS = np.random.default_rng(22).integers(1000, 1000 + 2**30, N_INPUTS).tolist()
