@@ -34,11 +34,12 @@ GRADIENT_PARTS = {"ex33_1": ("deltas", "grad_W_x"), "ex33_4": ("W_y", "h", "W_h"
 
 
 # differently written correct answers of the corpus (tests/submissions/correct), "solution" the
-# instructor's: looped, vectorised, forward-mode, and rounding differently (reduce over Jacobian
-# products; tanh' as 1/cosh², softmax through log-sum-exp)
+# instructor's: looped (33.4's with its own forward pass inside backward), vectorised,
+# forward-mode, and rounding differently (reduce over Jacobian products; tanh' as 1/cosh²,
+# softmax through log-sum-exp)
 IMPLEMENTATIONS = {"ex33_1": ("solution", "recursion_einsum_helper_bptt", "forward_mode",
                               "reduce_matmul"),
-                   "ex33_4": ("class_with_backward_method", "vectorised_einsum",
+                   "ex33_4": ("recomputes_forward", "vectorised_einsum",
                               "rtrl_forward_accumulation", "sech_log_softmax")}
 
 
