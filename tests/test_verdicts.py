@@ -373,3 +373,18 @@ def test_every_course_secret_covers_every_promised_case(tmp_path):
                     above = [np.linalg.norm(judge._flat(judge._grads(seed, scale, dtype))) > theta
                              for scale, theta, dtype in judge.RESCALE_CASES]
                     assert above == [False, True, True], seed
+
+
+def test_a_gradient_made_of_cancelling_terms_passes():
+    """The issue's case, a hidden input of 33.4 (T = 4, n_h = 2) whose ∂L/∂b_h (~2.6e-6) is
+    made of terms that cancel: the instructor's answer is off by 3.7e-12 of the result (the old
+    rule failed it at 1e-13) but by ~1e-17 of the terms, and passes every cell."""
+    ref, seed = reference("ex33_4", 7955), 7955
+    assert len(ref["xs"]) == 4 and len(ref["params"]["b_h"]) == 2
+    ns = solution_namespace("ex33_4_manual_bptt")
+    mine = ns["backward"](*(np.array(ref[k]) if k != "params" else {
+        n: np.array(v) for n, v in ref["params"].items()} for k in ("params", "xs", "hs")),
+        ref["target"])["b_h"]
+    assert judge.rel_error(mine.tolist(), ref["grads"]["b_h"]) > 1e-13
+    for part in PARTS["ex33_4_manual_bptt"]:
+        judge.judge("ex33_4", part, InProcess(ns), ref, seed)
