@@ -10,6 +10,8 @@ judged outside the kernel (`course_tools.verdicts`; `bptt_grading.judge`).
 
 import json
 import sys
+from contextlib import contextmanager
+from types import FunctionType
 
 MIME = "text/vnd.bptt-answer+json"
 MAX_ITEMS = 100_000   # numbers per answer, at most: a grade needs far fewer
@@ -84,10 +86,13 @@ def decode(value):
     return {k: decode(v) for k, v in value.items()}
 
 
-def stand_in_33_5(theta):
+def stand_in_33_5(*args, **kwargs):
     """What 33.5's compare_runs is graded with in place of the student's rescale_grad_norm:
-    g ← (θ/2)·g, returning ‖g‖ before (not a rescaling), so only compare_runs counts."""
+    g ← (θ/2)·g, returning ‖g‖ before (not a rescaling), so only compare_runs counts. θ is the
+    first argument, whatever its name (1.0, the notebook's THETA, without one)."""
     import torch
+
+    theta = next(iter((*args, *kwargs.values())), 1.0)
 
     def transform(parameters):
         grads = [p.grad for p in parameters if p.grad is not None]
@@ -96,6 +101,25 @@ def stand_in_33_5(theta):
             g.mul_(theta / 2)
         return norm
     return transform
+
+
+@contextmanager
+def standing_in(namespace: dict, names: list):
+    """`stand_in_33_5` in place of the functions `names` of `namespace` while in the block: the
+    names rebound, and the code of each function object replaced, so that every other reference
+    to it (a table, a default argument, a partial, a closure) runs the stand-in too."""
+    own = {name: namespace.get(name) for name in names}
+    code = {fn: fn.__code__ for fn in own.values() if isinstance(fn, FunctionType)
+            and not fn.__code__.co_freevars}
+    namespace.update(dict.fromkeys(own, stand_in_33_5))
+    for fn in code:
+        fn.__code__ = stand_in_33_5.__code__
+    try:
+        yield
+    finally:
+        for fn, original in code.items():
+            fn.__code__ = original
+        namespace.update(own)
 
 
 def call(request: dict, namespace: dict):
@@ -111,19 +135,15 @@ def call(request: dict, namespace: dict):
         return {"missing": request["name"]}
     else:
         fn = namespace[request["name"]]
-    swapped = {name: namespace.get(name) for name in request.get("stand_in", [])}
-    namespace.update(dict.fromkeys(swapped, stand_in_33_5))
     torch = _torch()
     if torch is not None:
         torch.set_num_threads(1)  # the references' arithmetic: graded runs are comparable
     try:
-        out = {"value": encode(fn(*args, **kwargs))}
+        with standing_in(namespace, request.get("stand_in", [])):
+            out = {"value": encode(fn(*args, **kwargs))}
     except BaseException as e:  # noqa: BLE001 — KeyboardInterrupt is the cell's time limit
         out = {"raised": type(e).__name__, "message": str(e)[:2000],
                "classes": [c.__name__ for c in type(e).__mro__]}  # a ValueError subclass too
-    finally:
-        for name, own in swapped.items():
-            namespace[name] = own
     out["params"] = [[encode(p.grad) if p.grad is not None else None for p in a["objects"]]
                      for a in sent]
     return out

@@ -208,7 +208,7 @@ def _id(sub):
 
 def test_the_corpora_are_big_enough():
     kinds = [s.kind for s in SUBMISSIONS]
-    assert kinds.count("correct") >= 12 and kinds.count("wrong") >= 25
+    assert kinds.count("correct") >= 28 and kinds.count("wrong") >= 49
     assert {s.assignment for s in SUBMISSIONS if s.kind == "correct"} == set(ASSIGNMENTS)
 
 

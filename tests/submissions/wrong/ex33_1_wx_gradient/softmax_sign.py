@@ -1,7 +1,7 @@
 # ∂L/∂y_T written as onehot − softmax: every δ_k has the wrong sign (norms do not notice).
-# expect test_deltas: 0 | wrong already at the last step k = T
+# expect test_deltas: 0 | wrong already at the last step k = T | It has the wrong sign.
 # expect test_grad_W_x: 0 | It has the wrong sign.
-# hint test_deltas: delta_T
+# hint test_deltas: sign
 # hint test_grad_W_x: sign
 def deltas(params, xs, target):
     hs, T = bptt_lib.rnn_forward(params, xs[None])[0], len(xs)

@@ -1,6 +1,8 @@
 # ‖∂L/∂h_t‖ measured after training instead of at initialisation.
-# expect test_h32: 0 | measure at initialisation on the test set, before training
-# expect test_h128: 0 | measure at initialisation
+# expect test_h32: 0 | These are the norms after training: measure at initialisation
+# expect test_h128: 0 | These are the norms after training
+# hint test_h32: after_training
+# hint test_h128: after_training
 def run(hidden_size, seed=0):
     torch.manual_seed(seed)
     model = bptt_lib.RememberFirstRNN(8, hidden_size)

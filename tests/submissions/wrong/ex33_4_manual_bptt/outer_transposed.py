@@ -1,6 +1,6 @@
 # h_{t−1} δ_tᵀ: the outer product the wrong way round.
-# expect test_W_h: 0 | It equals the transpose of the right answer
-# hint test_W_h: transpose
+# expect test_W_h: 0 | check the order of the outer product (δ hᵀ, not h δᵀ)
+# hint test_W_h: transpose_outer
 def forward(params, xs):
     hs = [np.zeros(len(params["b_h"]))]
     for x in xs:

@@ -1,10 +1,11 @@
 # ∂L/∂y_T = onehot − softmax: every gradient has the wrong sign.
 # expect test_W_y: 0 | It has the wrong sign.
-# expect test_h: 0 | wrong already at the last step
+# expect test_h: 0 | wrong already at the last step | It has the wrong sign.
 # expect test_W_h: 0 | It has the wrong sign.
 # expect test_W_x: 0 | It has the wrong sign.
 # expect test_b_h: 0 | It has the wrong sign.
 # hint test_W_y: sign
+# hint test_h: sign
 # hint test_W_h: sign
 # hint test_W_x: sign
 # hint test_b_h: sign

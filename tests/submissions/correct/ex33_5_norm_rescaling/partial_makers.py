@@ -1,0 +1,33 @@
+# The transforms bound with functools.partial at module level.
+import functools
+
+
+def rescale_grad_norm(theta):
+    if theta <= 0:
+        raise ValueError(f"theta must be positive, got {theta}")
+
+    def transform(parameters):
+        grads = [p.grad for p in parameters if p.grad is not None]
+        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+        if torch.isfinite(norm) and norm > 0:
+            for g in grads:
+                g.mul_(theta / norm)
+        return norm
+
+    return transform
+
+
+MAKERS = {"clip": functools.partial(bptt_lib.clip_grad_norm, THETA),
+          "rescale": functools.partial(rescale_grad_norm, THETA)}
+
+
+def one_run(transform, seed):
+    torch.manual_seed(seed)
+    model = bptt_lib.RememberFirstRNN(8, 32)
+    data = bptt_lib.RememberFirstSplit.make(T, n_train=N, n_test=N, seed=seed)
+    return bptt_lib.train(model, data, epochs=EPOCHS, lr=LR, optimizer="sgd",
+                          grad_transform=transform, seed=seed)
+
+
+def compare_runs(seed=0):
+    return {name: one_run(make(), seed) for name, make in MAKERS.items()}
