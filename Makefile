@@ -83,8 +83,8 @@ exercises: $(STAMP)
 ## then the tests that NumPy's linear algebra decides under OpenBLAS's portable Prescott kernels
 ## (OpenBLAS picks its kernels by CPU: np.linalg.eig of a ρ = 1 matrix lands on either side of 1).
 CLAIMS := tests/test_claims_experiments.py tests/test_claims_theory.py
-NUMPY_SENSITIVE := tests/test_bptt_lib.py tests/test_claims_theory.py tests/test_truncation.py \
-                   tests/test_verdicts.py
+NUMPY_SENSITIVE := tests/test_bptt_lib.py tests/test_claims_theory.py tests/test_tolerances.py \
+                   tests/test_truncation.py tests/test_verdicts.py
 test: $(STAMP) sysdeps
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
