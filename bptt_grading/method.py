@@ -264,13 +264,18 @@ def summary(evidence: dict | None) -> str:
     head = {"clear": "method: clear", "review": "method: held for the instructor's review",
             "violation": "method: not followed"}[evidence["status"]]
     uses = ", ".join(evidence["uses"]) or "nothing imported"
-    text = f"{head} — {' and '.join(evidence['functions'])} use {uses}."
+    functions = evidence["functions"]
+    text = f"{head} — {' and '.join(functions)} use{'s' * (len(functions) == 1)} {uses}."
     return text + "".join(f"\n  • {f}" for f in evidence["flags"])
 
 
 def main():
     """`python -I -m bptt_grading.method NOTEBOOK` with the cells' sources as a JSON list on
-    stdin: the report as JSON on stdout (the grader runs it as a child under a deadline)."""
+    stdin: the report as JSON on stdout (the grader runs it as a child under a deadline, in at
+    most 2 GiB)."""
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (2**31, 2**31))
     sources = json.load(sys.stdin)
     if not isinstance(sources, list) or not all(isinstance(s, str) for s in sources):
         sys.exit("expected a JSON list of strings")

@@ -53,7 +53,8 @@ def evidence(sources: list[str], notebook: str, deadline: float = 20.0) -> dict:
                              timeout=deadline, cwd="/")
         if run.returncode == 0:
             return json.loads(run.stdout)
-        why = f"the source could not be read ({run.stderr.strip().splitlines()[-1:]})"
+        why = ("the source could not be read ("
+               f"{(run.stderr.strip().splitlines() or [f'exit {run.returncode}'])[-1]})")
     except subprocess.TimeoutExpired:
         why = f"the source could not be read within {deadline:g} s"
     return {"functions": list(method.BY_HAND.get(notebook) or method.VIA_EIG[notebook]),
@@ -92,9 +93,9 @@ class MethodCheck(NbGraderPreprocessor):
                     report["status"] in ("clear", "absent"):
                 continue
             if report["status"] == "violation":
-                why = (f"{' and '.join(report['functions'])}: "
-                       f"{'; '.join(report['flags'])} — the contract asks for "
-                       f"{method.RULE['via eig']} — no marks for this cell.")
+                why = (f"{report['functions'][0]} does not call numpy.linalg.eig (read from "
+                       "the source): the contract asks for W_h^n = V Λ^n V⁻¹ from "
+                       "np.linalg.eig — no marks for this cell.")
                 c.outputs.append(new_output("error", ename="GradingFailure", evalue=why,
                                             traceback=["GradingFailure: " + why]))
                 continue
