@@ -59,6 +59,9 @@ WIDE = {"complex", "complex64", "complex128", "complex192", "complex256", "cdoub
 WIDE_CODES = {"O", "D", "F", "G", "g", "c8", "c16", "c32", "f12", "f16", "object", "complex",
               "complex64", "complex128", "complex256", "longdouble", "clongdouble", "float128",
               "cdouble"}
+NUMBER_METHODS = {f"__{op}__" for op in (
+    "add", "radd", "sub", "rsub", "mul", "rmul", "truediv", "rtruediv", "pow", "rpow", "neg",
+    "matmul", "rmatmul", "array_ufunc", "array_function", "array", "float", "complex")}
 PRODUCTS = {"numpy.matmul", "numpy.dot", "numpy.linalg.multi_dot", "functools.reduce",
             "itertools.accumulate", "numpy.multiply.reduce", "numpy.linalg.matrix_power"}
 
@@ -87,7 +90,7 @@ def _facts(top: ast.stmt) -> _Facts:
     scoped = isinstance(top, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
     if scoped:
         f.binds.add(top.name)
-    loads, stores = set(), set()
+    loads, stores, opaque, called = set(), set(), set(), set()
     stack = [(top, False)]
     while stack:
         node, in_loop = stack.pop()
@@ -100,6 +103,7 @@ def _facts(top: ast.stmt) -> _Facts:
                 f.flags.add(f"complex, long-double or object numbers: {node.id}")
         elif isinstance(node, ast.arg):
             stores.add(node.arg)
+            opaque.add(node.arg)
         elif isinstance(node, ast.Global | ast.Nonlocal):
             f.binds.update(node.names)
         elif isinstance(node, ast.Import):
@@ -116,6 +120,17 @@ def _facts(top: ast.stmt) -> _Facts:
         elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and \
                 node is not top:
             stores.add(node.name)
+        if isinstance(node, ast.FunctionDef) and node.name in NUMBER_METHODS:
+            f.flags.add(f"a number type of its own (dual numbers, a tape?): {node.name}")
+        elif isinstance(node, ast.For | ast.AsyncFor | ast.comprehension | ast.withitem) or \
+                isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign | ast.NamedExpr) and \
+                not isinstance(node.value, ast.Lambda) and _chain(node.value) is None:
+            targets = getattr(node, "targets", None) or \
+                [getattr(node, "target", None) or getattr(node, "optional_vars", None)]
+            opaque |= {n.id for t in targets if t is not None for n in ast.walk(t)
+                       if isinstance(n, ast.Name)}
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            called.add(node.func.id)
         elif isinstance(node, ast.Attribute):
             if node.attr in SPECIAL_ATTRS:
                 f.flags.add(f"a call or look-up behind the source's back: .{node.attr}")
@@ -139,6 +154,10 @@ def _facts(top: ast.stmt) -> _Facts:
         for child in ast.iter_child_nodes(node):
             child._parent = node
             stack.append((child, loop))
+    f.chains |= {((bound,), False) for bound, _, _ in f.imports if bound in loads}
+    if called & opaque:
+        f.flags.add("a call of a function held in a variable: "
+                    + ", ".join(sorted(called & opaque)))
     if scoped:
         f.free = loads - stores
     else:
@@ -205,7 +224,7 @@ def report(sources: list[str], notebook: str) -> dict | None:
         return {"functions": list(functions), "status": "absent", "uses": [],
                 "modules": sorted(modules), "flags": []}
     for name, kinds in found.items():
-        if kinds != ["def"]:
+        if kinds != ["def"] and (kinds or not flags):  # (a cut source may not reach it)
             flags.append(f"{name} is not bound by one top-level def (found: "
                          f"{', '.join(kinds) or 'nothing'})")
     for mod in sorted(imported & RUNTIME_MODULES):
