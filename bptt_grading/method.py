@@ -43,7 +43,8 @@ FORWARD_HELPERS = {"rnn_forward", "rnn_outputs", "softmax_cross_entropy", "init_
                    "PARAM_NAMES", "jacobian_product", "jacobian_product_norms",
                    "temporal_jacobian", "spectral_norm", "spectral_radius"}
 PLAIN = {"numpy", "math", "functools", "operator", "itertools", "copy", "collections",
-         "typing", "dataclasses", "numbers", "abc", "enum", "bptt_grading"}
+         "typing", "dataclasses", "numbers", "abc", "enum", "warnings", "logging", "time", "re",
+         "string", "heapq", "bisect", "bptt_grading"}
 RUNTIME_NAMES = {"exec", "eval", "compile", "__import__", "globals", "locals", "vars", "setattr",
                  "delattr", "getattr", "__builtins__", "breakpoint"}
 RUNTIME_MODULES = {"builtins", "marshal", "importlib", "pickle", "ctypes", "inspect", "runpy",
