@@ -20,6 +20,7 @@ One pass over the source, with caps on its size: linear in the notebook's length
 
 import ast
 import json
+import re
 import sys
 
 MAX_CHARS = 100_000    # code of the notebook's cells, at most; more is not read (review)
@@ -46,7 +47,10 @@ PLAIN = {"numpy", "math", "functools", "operator", "itertools", "copy", "collect
          "typing", "dataclasses", "numbers", "abc", "enum", "warnings", "logging", "time", "re",
          "string", "heapq", "bisect", "bptt_grading"}
 RUNTIME_NAMES = {"exec", "eval", "compile", "__import__", "globals", "locals", "vars", "setattr",
-                 "delattr", "getattr", "__builtins__", "breakpoint"}
+                 "delattr", "getattr", "__builtins__", "breakpoint", "get_ipython"}
+# a cell in IPython's syntax is read as IPython runs it; `%matplotlib …` is harmless
+HARMLESS_MAGIC = re.compile(r"^get_ipython\(\)\.run_line_magic\('matplotlib', '[\w ]*'\)$",
+                            re.M)
 RUNTIME_MODULES = {"builtins", "marshal", "importlib", "pickle", "ctypes", "inspect", "runpy",
                    "code", "codeop", "dill", "cloudpickle", "zipimport", "pkgutil", "types",
                    "sys", "gc", "copyreg", "__main__"}
@@ -175,16 +179,30 @@ def _parse(sources: list[str]) -> tuple[list[ast.Module], list[str]]:
         if chars > MAX_CHARS:
             flags.append(f"source too large to read: over {MAX_CHARS} characters")
             break
-        try:
-            tree = ast.parse(src)
-        except (SyntaxError, ValueError, RecursionError, MemoryError):
-            continue  # the kernel reports it
+        tree = _python(src)
+        if tree is None:
+            continue  # not Python, nor IPython: the kernel runs nothing of it
         nodes += sum(1 for _ in ast.walk(tree))
         if nodes > MAX_NODES:
             flags.append(f"source too large to read: over {MAX_NODES} syntax nodes")
             break
         trees.append(tree)
     return trees, flags
+
+
+def _python(src: str) -> ast.Module | None:
+    """The cell's syntax tree, as Python or else as IPython runs it (magics, `!`); None if
+    neither parses."""
+    try:
+        return ast.parse(src)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        pass
+    try:
+        from IPython.core.inputtransformer2 import TransformerManager
+
+        return ast.parse(HARMLESS_MAGIC.sub("", TransformerManager().transform_cell(src)))
+    except (ImportError, SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
 
 
 def report(sources: list[str], notebook: str) -> dict | None:
@@ -220,18 +238,18 @@ def report(sources: list[str], notebook: str) -> dict | None:
             chain = [*aliases[chain[0]], *chain[1:]]
         return ".".join(chain) if chain[0] in imported else None
 
-    found = {name: kinds.get(name, []) for name in functions}
-    if not any(found.values()) and not flags:
-        return {"functions": list(functions), "status": "absent", "uses": [],
-                "modules": sorted(modules), "flags": []}
-    for name, kinds in found.items():
-        if kinds != ["def"] and (kinds or not flags):  # (a cut source may not reach it)
-            flags.append(f"{name} is not bound by one top-level def (found: "
-                         f"{', '.join(kinds) or 'nothing'})")
     for mod in sorted(imported & RUNTIME_MODULES):
         flags.append(f"code made or looked up at run time: imports {mod}")
     for fact in facts:  # anywhere in the notebook: it can rebind what the source says
         flags += [f for f in fact.flags if f.startswith("code made")]
+    found = {name: kinds.get(name, []) for name in functions}
+    if not any(found.values()) and not flags:  # (code made at run time may define them)
+        return {"functions": list(functions), "status": "absent", "uses": [],
+                "modules": sorted(modules), "flags": []}
+    for name, bound in found.items():
+        if bound != ["def"] and (bound or not flags):  # (a cut source may not reach it)
+            flags.append(f"{name} is not bound by one top-level def (found: "
+                         f"{', '.join(bound) or 'nothing'})")
     uses, seen, todo, products, discarded = set(), set(), list(functions), False, False
     while todo:
         for fact in binders.get(todo.pop(), []):
@@ -268,7 +286,7 @@ def _via_eig(uses, flags, products, discarded):
         flags.append("repeated matrix products (a loop, reduce or matrix_power)")
     if discarded:
         flags.append("np.linalg.eig called and its result discarded")
-    if any(u.endswith("matrix_power") for u in uses):
+    if any("matrix_power" in u for u in uses):
         flags.append("uses numpy.linalg.matrix_power")
     if "numpy.linalg.eig" not in uses:
         indirect = [f for f in flags if not f.startswith(("repeated", "uses numpy"))]

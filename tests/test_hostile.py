@@ -33,8 +33,9 @@ Each batch is a fresh course directory outside the repository (BPTT_COURSE_DIR) 
 classmate `CLASSMATE` (tests/hostile/honest/: plain correct answers) beside its attackers, run
 with the commands of INSTRUCTORS.md: student import, generate_assignment, submissions copied into
 submitted/ (or zips and zip_collect for batches with zip entries),
-`python -m course_tools.autograde --all` (class D batches: again, in another fresh course, with
-`nbgrader autograde <a>` on each assignment, the serial path), generate_feedback. Steps 1-2
+`python -m course_tools.autograde --all` (class D batches and the method batch: again, in
+another fresh course, with `nbgrader autograde <a>` on each assignment, the serial path),
+generate_feedback. Steps 1-2
 (student import, generate_assignment) run once; each batch copies that course. `export` is left
 out (it reads the gradebook the tests read). BACKGROUND batches (they mostly sleep) are graded in
 a thread while the others run.
@@ -152,7 +153,8 @@ def uncomment(body: str) -> str:
 
 ATTACKS = [Attack.read(p) for p in sorted(CORPUS.glob("*.py"))]
 BATCHES = sorted({a.batch for a in ATTACKS})
-SERIAL_TOO = sorted({a.batch for a in ATTACKS if a.cls == "D"})
+SERIAL = {"method"}  # batches graded by serial `nbgrader autograde` too, besides class D's
+SERIAL_TOO = sorted({a.batch for a in ATTACKS if a.cls == "D" or a.batch in SERIAL})
 RUNS = [(b, "parallel") for b in BATCHES] + [(b, "serial") for b in SERIAL_TOO]
 
 
@@ -512,7 +514,8 @@ def test_the_corpus_covers_every_class():
 
 
 GRADED = [pytest.param(a, path, id=f"{a.name}-{path}")
-          for a in ATTACKS for path in ("parallel", "serial") if path == "parallel" or a.cls == "D"]
+          for a in ATTACKS for path in ("parallel", "serial")
+          if path == "parallel" or a.batch in SERIAL_TOO]
 
 
 @pytest.mark.parametrize("attack, path", GRADED)

@@ -150,8 +150,9 @@ def test_every_correct_answer_of_the_corpus_is_clear(path):
     ("dtanh = lambda h: 1 - h ** 2\n" + BACKWARD_4.replace("(1 - hs[t] ** 2)", "dtanh(hs[t])"),
      ()),
     (BACKWARD_4, ("import torch\ncheck = torch.autograd.grad  # the student's own comparison",)),
+    (BACKWARD_4, ("%matplotlib inline\nimport matplotlib.pyplot as plt",)),
 ], ids=["solution", "outer-alias", "from-import", "local-alias", "reduce-operator-etc",
-        "lambda-helper", "autograd-outside"])
+        "lambda-helper", "autograd-outside", "matplotlib-magic"])
 def test_honest_backward_passes_are_clear(answer, more):
     got = report(A4, answer, *more)
     assert got["status"] == "clear" and got["flags"] == [], got
@@ -254,6 +255,9 @@ def grad_W_x(params, xs, target):
      (), "the library beyond its forward helpers: bptt_lib.backward.last_step_loss_grads"),
     (A4, "if True:\n" + "\n".join("    " + line for line in BACKWARD_4.splitlines()), (),
      "(found: If)"),
+    (A4, BACKWARD_4, ("%run -i elsewhere.py\nbackward = backward",), "get_ipython"),  # magics
+    (A4, "x = 1", ("import builtins\nbuiltins.exec('def backward(p, x, h, t): return {}')",),
+     "imports builtins"),                         # defined only by code made at run time
 ])
 def test_every_evasion_is_held_for_review(assignment, answer, more, flag):
     got = report(assignment, answer, *more)
