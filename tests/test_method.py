@@ -274,6 +274,8 @@ EIG_BODY = "    lam, V = np.linalg.eig(W_h)\n    return ((V * lam**n) @ np.linal
     (EIG, "clear", None),
     (EIG.replace("lam, V = np.linalg.eig(W_h)", "from numpy.linalg import eig as e\n"
                  "    lam, V = e(W_h)"), "clear", None),
+    (EIG.replace("lam**n", "lam.astype(np.complex128)**n").replace(".real", ".real + 0j.imag"),
+     "clear", None),                                          # complex numbers are the method
     (EIG.replace(EIG_BODY,
                  "    np.linalg.eig(W_h)\n    P = np.eye(len(W_h))\n    for _ in range(n):\n"
                  "        P = P @ W_h\n    return P"), "review", "discarded"),       # issue 23
