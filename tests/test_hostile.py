@@ -9,6 +9,9 @@ Each file in tests/hostile/ is one attacker's submission, written from the stude
     # attack: what it tries (continued on "#   " lines)
     # deserve <grade_id>: <points>     autograded points it deserves in that grade cell
     # deserve *: <points>              … in every grade cell not named ("full": the cell's points)
+    # held: <grade_id> …               cells held at 0 for the instructor's review of the method
+                                       (marked "needs manual grade"; none if the line is absent)
+    # held?: <grade_id> …              … or 0 for their values (a tolerance's call)
 
 Deserved points: the grade ids and their points are read from the student notebook's metadata
 (code cells with `nbgrader.grade`); a header must cover every one of them (by name or `*`).
@@ -114,6 +117,8 @@ class Attack:
     what: str
     deserved: dict[str, float]
     sections: list[tuple[str, str, str]]  # (kind, args, body)
+    held: tuple[str, ...] = ()
+    may_hold: tuple[str, ...] = ()
 
     @property
     def student(self):
@@ -142,8 +147,11 @@ class Attack:
             kind, _, args = marker.strip().partition(" ")
             sections.append((kind, args.strip(), body))
         assert head["class"] in "ABCDEFGH" and what, path
+        held, may_hold = (tuple(" ".join(re.findall(rf"^# {key}: (.+)$", header, re.M)).split())
+                          for key in ("held", r"held\?"))
+        assert set(held + may_hold) <= {g for g, pts in deserved.items() if pts == 0}, path
         return cls(path.stem, head["class"], head["assignment"], head["batch"], what, deserved,
-                   sections)
+                   sections, held, may_hold)
 
 
 def uncomment(body: str) -> str:
@@ -468,6 +476,23 @@ def read_scores(db: Path) -> tuple[dict, str]:
     return scores, "" if check == "ok" else f"integrity_check: {check}"
 
 
+def read_waiting(db: Path) -> dict[tuple[str, str], set[str]]:
+    """{(student, assignment): the code grade cells marked "needs manual grade"}."""
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    rows = con.execute(
+        "select s.student_id, a.name, bc.name from grade g "
+        "join base_cell bc on g.cell_id = bc.id "
+        "join grade_cells gc on gc.id = bc.id and gc.cell_type = 'code' "
+        "join submitted_notebook n on g.notebook_id = n.id "
+        "join submitted_assignment s on n.assignment_id = s.id "
+        "join assignment a on s.assignment_id = a.id where g.needs_manual_grade").fetchall()
+    con.close()
+    waiting: dict = {}
+    for student, assignment, grade_id in rows:
+        waiting.setdefault((student, assignment), set()).add(grade_id)
+    return waiting
+
+
 _GRADED: dict[tuple[str, str], Batch] = {}
 _POOL = ThreadPoolExecutor(max_workers=len(BACKGROUND))
 _STARTED: dict[tuple[str, str], Future] = {}
@@ -534,6 +559,19 @@ def test_the_batch_completes_and_the_classmate_does_not_move(run_):
         assert r.returncode is not None, f"{r.line}: still running after {r.seconds:.0f} s"
     for a in b.assignments:
         assert b.scores.get((CLASSMATE, a)) == grade_cells(a), (a, b.log(CLASSMATE))
+
+
+@pytest.mark.parametrize("run_", RUNS, ids=_run_id)
+def test_only_a_method_in_doubt_waits_for_a_person(run_):
+    """Issue 23: a right answer whose method the source leaves in doubt is held at 0 and marked
+    "needs manual grade" for the formgrader, in the parallel and the serial path alike; no
+    other cell, and nothing of the classmate's."""
+    b = graded(*run_)
+    waiting = read_waiting(b.course / "gradebook.db")
+    for a in b.attacks:
+        got = waiting.get((a.student, a.assignment), set())
+        assert set(a.held) <= got <= set(a.held + a.may_hold), a.name
+    assert not any(waiting.get((CLASSMATE, a)) for a in b.assignments)
 
 
 @pytest.mark.parametrize("run_", RUNS, ids=_run_id)

@@ -6,6 +6,7 @@
 #    pass, so the values are right; the source cannot say which function runs: held.
 # deserve *: 0
 # deserve test_forward: full
+# held: test_W_y test_h test_W_h test_W_x test_b_h
 def forward(params, xs):
     hs = [np.zeros(len(params["b_h"]))]
     for x in xs:

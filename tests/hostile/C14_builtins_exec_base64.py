@@ -5,6 +5,7 @@
 #    The hidden text is an honest pass; the source shows code made at run time: held.
 # deserve *: 0
 # deserve test_forward: full
+# held: test_W_y test_h test_W_h test_W_x test_b_h
 import base64
 import builtins
 

@@ -5,6 +5,7 @@
 #    marshal.loads(...)) (issue 23); the code object is an honest pass: held.
 # deserve *: 0
 # deserve test_forward: full
+# held: test_W_y test_h test_W_h test_W_x test_b_h
 import marshal
 import types
 

@@ -6,6 +6,7 @@
 #    values pass; the source shows np.emath: held for the instructor.
 # deserve *: 0
 # deserve test_forward: full
+# held: test_W_y test_h test_W_h test_W_x test_b_h
 def forward(params, xs):
     hs = [np.zeros(len(params["b_h"]))]
     for x in xs:

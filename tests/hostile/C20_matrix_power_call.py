@@ -5,6 +5,7 @@
 #    the old check saw no call of matrix_power). Right values; held for the instructor.
 # deserve test_eig: 0
 # deserve *: full
+# held: test_eig
 def linear_jacobian_product(W_h, k, t):
     P = np.eye(len(W_h))
     for _ in range(t - k):
