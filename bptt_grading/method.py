@@ -7,7 +7,8 @@ person. This module writes that evidence; the grader (course_tools/contracts.py)
 students' self-check (`selfcheck.check_method`) use the same function, so a student sees what
 the instructor will see.
 
-    report(sources, "ex33_4_manual_bptt") -> {"functions", "status", "uses", "modules", "flags"}
+    report(sources, "ex33_4_manual_bptt")
+        -> {"functions", "status", "by_function", "uses", "modules", "flags"}
 
 status: "clear"  — nothing but NumPy, math, plain standard-library helpers (functools,
                    operator, itertools, copy, collections, …), the forward helpers and the
@@ -15,6 +16,8 @@ status: "clear"  — nothing but NumPy, math, plain standard-library helpers (fu
         "review" — something a person must look at (`flags` says what): the points wait for them;
         "violation" — 33.2 only: `power_via_eig` cannot reach np.linalg.eig at all;
         "absent" — the function is not defined (its cells fail on their own).
+`status` is the worst of `by_function` (each function with what it reaches); `uses` and
+`flags` are their union.
 One pass over the source, with caps on its size: linear in the notebook's length.
 """
 
@@ -242,40 +245,51 @@ def report(sources: list[str], notebook: str) -> dict | None:
         flags.append(f"code made or looked up at run time: imports {mod}")
     for fact in facts:  # anywhere in the notebook: it can rebind what the source says
         flags += [f for f in fact.flags if f.startswith("code made")]
-    found = {name: kinds.get(name, []) for name in functions}
-    if not any(found.values()) and not flags:  # (code made at run time may define them)
-        return {"functions": list(functions), "status": "absent", "uses": [],
-                "modules": sorted(modules), "flags": []}
-    for name, bound in found.items():
+    def closure(function):
+        """(status, uses, flags) of one graded function: what it reaches, read through the
+        notebook's own functions, classes and variables."""
+        bound = kinds.get(function, [])
+        if not bound and not flags:  # (code made at run time may define it)
+            return "absent", set(), []
+        mine = list(flags)
         if bound != ["def"] and (bound or not flags):  # (a cut source may not reach it)
-            flags.append(f"{name} is not bound by one top-level def (found: "
-                         f"{', '.join(bound) or 'nothing'})")
-    uses, seen, todo, products, discarded = set(), set(), list(functions), False, False
-    while todo:
-        for fact in binders.get(todo.pop(), []):
-            if id(fact) in seen:
-                continue
-            seen.add(id(fact))
-            flags += fact.flags
-            discarded |= fact.discarded
-            products |= fact.products
-            todo += [n for n in fact.free if n in binders]
-            for chain, in_loop in fact.chains:
-                if (name := resolve(list(chain))) and "." in name:
-                    uses.add(name)
-                    products |= in_loop and name in PRODUCTS
-            uses |= {name for n in fact.free if (name := resolve([n])) and "." in name}
-    for name in sorted(uses):
-        root, _, rest = name.partition(".")
-        if root == "bptt_lib" and rest.rpartition(".")[2] not in FORWARD_HELPERS:
-            flags.append(f"the library beyond its forward helpers: {name}")
-        elif root != "bptt_lib" and root not in PLAIN | RUNTIME_MODULES:
-            flags.append(f"another module: {name}")
-    status = "review" if flags else "clear"
-    if notebook in VIA_EIG:
-        status, flags = _via_eig(uses, flags, products, discarded)
-    return {"functions": list(functions), "status": status, "uses": sorted(uses),
-            "modules": sorted(modules), "flags": sorted(set(flags))}
+            mine.append(f"{function} is not bound by one top-level def (found: "
+                        f"{', '.join(bound) or 'nothing'})")
+        uses, seen, todo, products, discarded = set(), set(), [function], False, False
+        while todo:
+            for fact in binders.get(todo.pop(), []):
+                if id(fact) in seen:
+                    continue
+                seen.add(id(fact))
+                mine += fact.flags
+                discarded |= fact.discarded
+                products |= fact.products
+                todo += [n for n in fact.free if n in binders]
+                for chain, in_loop in fact.chains:
+                    if (name := resolve(list(chain))) and "." in name:
+                        uses.add(name)
+                        products |= in_loop and name in PRODUCTS
+                uses |= {name for n in fact.free if (name := resolve([n])) and "." in name}
+        for name in sorted(uses):
+            root, _, rest = name.partition(".")
+            if root == "bptt_lib" and rest.rpartition(".")[2] not in FORWARD_HELPERS:
+                mine.append(f"the library beyond its forward helpers: {name}")
+            elif root != "bptt_lib" and root not in PLAIN | RUNTIME_MODULES:
+                mine.append(f"another module: {name}")
+        if notebook in VIA_EIG:
+            status, mine = _via_eig(uses, mine, products, discarded)
+            return status, uses, mine
+        return ("review" if mine else "clear"), uses, mine
+
+    each = {f: closure(f) for f in functions}
+    statuses = [status for status, _, _ in each.values()]
+    return {"functions": list(functions),
+            "status": next(s for s in ("violation", "review", "clear", "absent")
+                           if s in statuses),
+            "by_function": {f: status for f, (status, _, _) in each.items()},
+            "uses": sorted(set().union(*(uses for _, uses, _ in each.values()))),
+            "modules": sorted(modules),
+            "flags": sorted(set().union(*(mine for _, _, mine in each.values())))}
 
 
 def _via_eig(uses, flags, products, discarded):

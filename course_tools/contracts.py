@@ -35,10 +35,11 @@ from traitlets import Float
 
 from bptt_grading import method
 
-GRADED = {  # notebook -> the grade cells whose points depend on the method its contract names
-    "ex33_1_wx_gradient": ("test_deltas", "test_grad_W_x"),
-    "ex33_2_linear_rnn": ("test_eig",),
-    "ex33_4_manual_bptt": ("test_W_y", "test_h", "test_W_h", "test_W_x", "test_b_h"),
+GRADED = {  # notebook -> {grade cell whose points depend on a method: the function it grades}
+    "ex33_1_wx_gradient": {"test_deltas": "deltas", "test_grad_W_x": "grad_W_x"},
+    "ex33_2_linear_rnn": {"test_eig": "power_via_eig"},
+    "ex33_4_manual_bptt": dict.fromkeys(
+        ("test_W_y", "test_h", "test_W_h", "test_W_x", "test_b_h"), "backward"),
 }
 KEY = "bptt_method"  # the report's key in the autograded notebook's metadata
 
@@ -57,8 +58,10 @@ def evidence(sources: list[str], notebook: str, deadline: float = 20.0) -> dict:
                f"{(run.stderr.strip().splitlines() or [f'exit {run.returncode}'])[-1]})")
     except subprocess.TimeoutExpired:
         why = f"the source could not be read within {deadline:g} s"
-    return {"functions": list(method.BY_HAND.get(notebook) or method.VIA_EIG[notebook]),
-            "status": "review", "uses": [], "modules": [], "flags": [why]}
+    functions = method.BY_HAND.get(notebook) or method.VIA_EIG[notebook]
+    return {"functions": list(functions), "status": "review",
+            "by_function": dict.fromkeys(functions, "review"), "uses": [], "modules": [],
+            "flags": [why]}
 
 
 def _student_code(nb) -> list[str]:
@@ -89,10 +92,10 @@ class MethodCheck(NbGraderPreprocessor):
         held = []
         for c in nb.cells:
             grade_id = c.metadata.get("nbgrader", {}).get("grade_id")
-            if grade_id not in GRADED[notebook] or not _scores(c) or \
-                    report["status"] in ("clear", "absent"):
+            status = report["by_function"].get(GRADED[notebook].get(grade_id))
+            if status not in ("violation", "review") or not _scores(c):
                 continue
-            if report["status"] == "violation":
+            if status == "violation":
                 why = (f"{report['functions'][0]} does not call numpy.linalg.eig (read from "
                        "the source): the contract asks for W_h^n = V Λ^n V⁻¹ from "
                        "np.linalg.eig — no marks for this cell.")

@@ -356,6 +356,15 @@ def test_a_flagged_answer_is_held_only_where_its_values_would_score():
     assert report_["held"] == held and "test_forward" not in errors
 
 
+def test_a_flag_holds_only_the_cells_of_the_function_it_concerns():
+    """33.1: a complex step in grad_W_x holds test_grad_W_x, not deltas' cell."""
+    answer = solution(A1).replace("    return deltas(params, xs, target).T @ xs",
+                                  "    return (deltas(params, xs, target).T @ xs + 0j).real")
+    report_, held, errors = checked(A1, answer)
+    assert report_["by_function"] == {"deltas": "clear", "grad_W_x": "review"}
+    assert held == ["test_grad_W_x"] and errors == {"test_grad_W_x": "MethodReview"}
+
+
 def test_only_a_missing_eig_costs_the_cell_outright():
     assert EIG_BODY in EIG
     _, held, errors = checked(A2, EIG.replace(EIG_BODY, "    return np.linalg.matrix_power(W_h, n)"
