@@ -400,3 +400,11 @@ def test_the_self_check_shows_what_the_grader_reads(tmp_path, monkeypatch, capsy
     out = capsys.readouterr().out
     assert "held for the instructor's review" in out and ".emath" in out
     json.dumps(got)
+
+
+def test_a_notebook_gets_about_a_minute_by_default():
+    """Issue 23: the notebooks grade in 1-3 s; five cells sleeping 28 s held a worker for 140 s
+    under the old 300 s (tests/hostile/E02_sleeper.py: now killed at 60 s)."""
+    from course_tools.sandbox import SandboxExecute
+
+    assert SandboxExecute().notebook_timeout == 60
