@@ -195,7 +195,8 @@ def main(argv=None):
     for assignment in args.assignments:
         if assignment not in GRADED:
             p.error(f"{assignment} names no method (one of {', '.join(sorted(GRADED))})")
-        rows = class_reports(course, assignment)
+        rows = sorted(class_reports(course, assignment), key=lambda r: (  # to review first
+            None not in r["held"].values(), r["report"]["status"] == "clear", r["student"]))
         print(f"== {assignment}: {method.RULE[_rule(assignment)]}")
         for row in rows:
             print(_line(row))
