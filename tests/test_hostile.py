@@ -477,7 +477,8 @@ def read_scores(db: Path) -> tuple[dict, str]:
 
 
 def read_waiting(db: Path) -> dict[tuple[str, str], set[str]]:
-    """{(student, assignment): the code grade cells marked "needs manual grade"}."""
+    """{(student, assignment): the code grade cells held for review: marked "needs manual grade"
+    with a score (nbgrader marks a cell it could not score, auto_score NULL, on its own)}."""
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     rows = con.execute(
         "select s.student_id, a.name, bc.name from grade g "
@@ -485,7 +486,8 @@ def read_waiting(db: Path) -> dict[tuple[str, str], set[str]]:
         "join grade_cells gc on gc.id = bc.id and gc.cell_type = 'code' "
         "join submitted_notebook n on g.notebook_id = n.id "
         "join submitted_assignment s on n.assignment_id = s.id "
-        "join assignment a on s.assignment_id = a.id where g.needs_manual_grade").fetchall()
+        "join assignment a on s.assignment_id = a.id "
+        "where g.needs_manual_grade and g.auto_score is not null").fetchall()
     con.close()
     waiting: dict = {}
     for student, assignment, grade_id in rows:
