@@ -25,10 +25,9 @@ from nbgrader.preprocessors import (
     LimitOutput,
     OverwriteCells,
     OverwriteKernelspec,
-    SaveAutoGrades,
 )
 
-from course_tools.contracts import MethodCheck
+from course_tools.contracts import MethodCheck, SaveGradesForReview
 from course_tools.instructor import (
     CourseCsvExport,
     DropUnreleasedCells,
@@ -122,7 +121,7 @@ c.Autograde.sanitize_preprocessors = [
     CheckCellMetadata]
 c.Autograde.autograde_preprocessors = [
     SurvivingExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput,
-    MethodCheck, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
+    MethodCheck, SaveGradesForReview, AssignLatePenalties, CheckCellMetadata]
 # An assignment never generated (step 2 skipped): one message saying what to run, exit 2.
 c.Autograde.pre_convert_hook = autograde_hook(c.CourseDirectory.db_url)
 quiet_upstream_warnings()

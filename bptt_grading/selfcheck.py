@@ -2,6 +2,7 @@
 
     from bptt_grading import selfcheck
     selfcheck.check_33_4("W_h", seed=0)      # raises GradingFailure naming the mistake
+    selfcheck.check_method("ex33_4_manual_bptt")   # the method evidence the grader will record
 
 A check calls your function through `bptt_grading.inkernel` (so it sees exactly what the grader
 sees: the values your function returns, as data) and judges it with `bptt_grading.judge` against
@@ -11,10 +12,12 @@ Changing anything in this process changes only what you see.
 """
 
 import json
+import os
 from functools import cache
 from importlib.resources import files
+from pathlib import Path
 
-from . import inkernel, judge
+from . import inkernel, judge, method
 from .judge import CONFIG_33_3, CONFIG_33_5, TOL, TOL_BY_HAND, GradingFailure  # noqa: F401
 
 
@@ -73,3 +76,33 @@ def check_33_4(part: str, seed: int = 0) -> None:
 def check_33_5(part: str, seed: int = 0) -> None:
     """'returns' | 'rescales' | 'edge' | 'compare'."""
     _check("ex33_5", part, seed)
+
+
+def _saved_code(notebook: str) -> tuple[list[str], str]:
+    """The code cells of the saved notebook as the grader reads them (not its locked test
+    cells), and where they come from; this session's history if the file is not found."""
+    names = [os.environ.get("JPY_SESSION_NAME", ""), f"{notebook}.ipynb"]
+    for name in names:
+        for path in {Path(name), Path(Path(name).name)}:
+            if name and path.name == f"{notebook}.ipynb" and path.is_file():
+                cells = json.loads(path.read_text())["cells"]
+                return (["".join(c["source"]) for c in cells if c["cell_type"] == "code" and not (
+                    c["metadata"].get("nbgrader", {}).get("grade") and
+                    not c["metadata"].get("nbgrader", {}).get("solution"))],
+                        f"the saved {path.name}")
+    history = _namespace().get("In", [])
+    return list(dict.fromkeys(history)), "this session's cells (save the notebook to read it)"
+
+
+def check_method(notebook: str) -> dict:
+    """Print the method evidence the grader will record for `notebook` (33.1, 33.2, 33.4:
+    `bptt_grading.method`), read from the saved notebook; return it. Anything flagged holds
+    the cells it concerns for the instructor's review."""
+    sources, where = _saved_code(notebook)
+    report = method.report(sources, notebook)
+    if report is None:
+        raise ValueError(f"{notebook} names no method; these do: "
+                         f"{', '.join([*method.BY_HAND, *method.VIA_EIG])}")
+    print(f"From {where}: " + (method.summary(report) or
+                                f"{' and '.join(report['functions'])} not defined yet."))
+    return report

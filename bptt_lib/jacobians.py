@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .rnn import float64_arrays
+
 
 def spectral_norm(W: np.ndarray) -> float:
     """σ_max(W), the largest singular value. W: (m, n)."""
@@ -46,11 +48,13 @@ def driven_trajectory(W_h: np.ndarray, T: int, *, input_scale: float = 1.0,
 
 def temporal_jacobian(W_h: np.ndarray, h_j: np.ndarray) -> np.ndarray:
     """∂h_j/∂h_{j-1} = diag(1 − h_j²) W_h. h_j: (..., n_h) -> (..., n_h, n_h)."""
+    float64_arrays(W_h, h_j)
     return (1 - h_j**2)[..., :, None] * W_h
 
 
 def jacobian_product(W_h: np.ndarray, hs: np.ndarray, k: int, t: int) -> np.ndarray:
     """∂h_t/∂h_k = ∏_{j=k+1}^{t} diag(1 − h_j²) W_h (later factors on the left). hs: (T+1, n_h)."""
+    float64_arrays(W_h, hs)
     P = np.eye(W_h.shape[0])
     for j in range(k + 1, t + 1):
         P = temporal_jacobian(W_h, hs[j]) @ P
@@ -59,6 +63,7 @@ def jacobian_product(W_h: np.ndarray, hs: np.ndarray, k: int, t: int) -> np.ndar
 
 def jacobian_product_norms(W_h: np.ndarray, hs: np.ndarray, k: int = 0) -> np.ndarray:
     """‖∂h_t/∂h_k‖₂ for t = k+1 .. T, in one sweep. hs: (T+1, n_h) -> (T − k,)."""
+    float64_arrays(W_h, hs)
     P = np.eye(W_h.shape[0])
     norms = []
     for j in range(k + 1, hs.shape[0]):

@@ -27,6 +27,16 @@ def _torch(a):
     return torch if torch is not None and isinstance(a, torch.Tensor) else None
 
 
+def float64_arrays(*arrays) -> None:
+    """Refuse anything but torch tensors and NumPy float64 arrays (exactly np.ndarray): the
+    helpers carry no dual numbers, complex steps, long doubles or objects through the RNN."""
+    for a in arrays:
+        if _torch(a) is None and not (type(a) is np.ndarray and a.dtype == np.float64):
+            kind = f"{type(a).__name__} of {a.dtype}" if isinstance(a, np.ndarray) else \
+                type(a).__name__
+            raise TypeError(f"expected a NumPy float64 array, got {kind}")
+
+
 def _tanh(z):
     return z.tanh() if _torch(z) else np.tanh(z)
 
@@ -74,6 +84,7 @@ def rnn_forward(params: Mapping, xs, h0=None):
     Returns hs: (B, T+1, n_h), the hidden states h_0 .. h_T.
     """
     W_x, W_h, b_h = params["W_x"], params["W_h"], params["b_h"]
+    float64_arrays(W_x, W_h, b_h, xs, *([] if h0 is None else [h0]))
     if h0 is None:
         shape = (xs.shape[0], W_h.shape[0])
         h0 = xs.new_zeros(shape) if _torch(xs) else np.zeros(shape, xs.dtype)
@@ -86,6 +97,7 @@ def rnn_forward(params: Mapping, xs, h0=None):
 
 def rnn_outputs(params: Mapping, hs):
     """(RNN-2) at every step. hs: (B, T+1, n_h) -> ys: (B, T, n_out)."""
+    float64_arrays(params["W_y"], params["b_y"], hs)
     return hs[:, 1:] @ params["W_y"].T + params["b_y"]
 
 
@@ -95,6 +107,9 @@ def softmax_cross_entropy(logits, targets):
 
     logits: (B, C), targets: (B,) integer classes. Returns (loss, dlogits (B, C)).
     """
+    float64_arrays(logits)
+    if _torch(logits) is None and np.asarray(targets).dtype.kind not in "iu":
+        raise TypeError("expected integer targets")
     log_p = _log_softmax(logits)
     B = logits.shape[0]
     torch = _torch(logits)

@@ -1,240 +1,210 @@
-"""Contracts that name a method, graded from the submitted source, outside the student's kernel.
+"""Contracts that name a method: evidence for a person, not a grade from a name list.
 
-Two kinds. A named method (METHODS) — and "by hand" (BY_HAND): 33.1's δ and ∂L/∂W_x and 33.4's
-backward may call only NumPy, math and the library's forward-pass helpers, not autograd, not the
-library's BPTT, not another module, not complex arithmetic (the complex-step trick), and not
-code made at run time. The graded kernel cannot import torch or bptt_lib.backward at all
-(course_tools/sandbox.py); this check says why such a backward earns nothing, and catches what
-the environment cannot (another module's differentiation, complex steps).
+33.1's δ and ∂L/∂W_x and 33.4's backward are written "by hand"; 33.2's `power_via_eig` works
+"via np.linalg.eig". No grader can prove how a number was computed, so:
+- the cheap shortcuts are impossible where the code runs: the by-hand kernels import only NumPy,
+  the standard library and the library's forward helpers (course_tools/sandbox.py), and those
+  helpers take only float64 arrays (bptt_lib/rnn.py);
+- the submitted source is read, never run, for evidence (`bptt_grading.method.report`: what
+  the graded functions use, code made at run time, calls through tables, complex, long-double
+  or object numbers, other modules), in a child process with a deadline and size caps;
+- a grade cell whose values are right keeps its points when the evidence is clear; when it is
+  not, `MethodCheck` holds the cell at 0 with a message saying why, and `SaveGradesForReview`
+  marks it "needs manual grade" in the gradebook: the formgrader lists it and a person confirms
+  (a manual score) or not. Only 33.2's "cannot reach np.linalg.eig at all" costs the cell
+  outright. Nothing is taken for a name: functools, operator, itertools, copy, `outer = np.outer`
+  are clear.
 
-33.2 asks for W_h^n "via np.linalg.eig": a `power_via_eig` that gets the right numbers another
-way (np.linalg.matrix_power, repeated products) must not earn test_eig. `MethodCheck`, placed
-after Execute in `Autograde.autograde_preprocessors`, reads the notebook's code cells (never
-run: only parsed), follows the function and the notebook helpers it calls by name, resolves
-what each called name refers to through the notebook's imports, and on a violation appends an
-error output to the grade cell, which then scores 0 (nbgrader: an error output is 0 points).
-Since the source is what is judged, it must say which function runs: one top-level `def`, and
-no exec/eval/globals()/… that could bind another one at run time.
+Every report is kept in the autograded notebook's metadata (`bptt_method`); the class listing:
+
+    python -m course_tools.contracts [ASSIGNMENT ...] [--course DIR] [--html FILE]
 """
 
-import ast
-from dataclasses import dataclass
+import argparse
+import html
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
+import nbformat
 from nbformat.v4 import new_output
-from nbgrader.preprocessors import NbGraderPreprocessor
+from nbgrader.preprocessors import NbGraderPreprocessor, SaveAutoGrades
+from traitlets import Float
 
+from bptt_grading import method
 
-@dataclass(frozen=True)
-class Method:
-    function: str            # the student's function the contract is about
-    required: str            # a call it (or a helper) must make, as a full dotted name
-    banned: tuple[str, ...]  # calls that would bypass the method
-    how: str                 # the method, in the contract's words
-
-
-METHODS = {  # (notebook, grade cell) -> the method its contract names
-    ("ex33_2_linear_rnn", "test_eig"): Method(
-        "power_via_eig", "numpy.linalg.eig", ("numpy.linalg.matrix_power",),
-        "W_h^n = V Λ^n V⁻¹ from np.linalg.eig"),
+GRADED = {  # notebook -> {grade cell whose points depend on a method: the function it grades}
+    "ex33_1_wx_gradient": {"test_deltas": "deltas", "test_grad_W_x": "grad_W_x"},
+    "ex33_2_linear_rnn": {"test_eig": "power_via_eig"},
+    "ex33_4_manual_bptt": dict.fromkeys(
+        ("test_W_y", "test_h", "test_W_h", "test_W_x", "test_b_h"), "backward"),
 }
+KEY = "bptt_method"  # the report's key in the autograded notebook's metadata
 
 
-def _imports(tree: ast.AST) -> dict[str, str]:
-    """{name bound by an import, or by assigning a dotted name: the dotted name it refers to}
-    (`import numpy as np`: np→numpy; `g = torch.autograd.grad`: g→torch.autograd.grad)."""
-    names = {}
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and \
-                isinstance(node.targets[0], ast.Name):
-            value = _dotted(node.value, names)
-            if value is not None and "." in value:
-                names[node.targets[0].id] = value
-        if isinstance(node, ast.Import):
-            for a in node.names:
-                names[a.asname or a.name.partition(".")[0]] = a.name if a.asname else \
-                    a.name.partition(".")[0]
-        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            for a in node.names:
-                names[a.asname or a.name] = f"{node.module}.{a.name}"
-    return names
+def evidence(sources: list[str], notebook: str, deadline: float = 20.0) -> dict:
+    """`bptt_grading.method.report`, computed in a child Python (isolated: nothing of the
+    submission's directory is importable) killed after `deadline` seconds; a report that cannot
+    be made is a report for a person."""
+    try:
+        run = subprocess.run([sys.executable, "-I", "-m", "bptt_grading.method", notebook],
+                             input=json.dumps(sources), capture_output=True, text=True,
+                             timeout=deadline, cwd="/")
+        if run.returncode == 0:
+            return json.loads(run.stdout)
+        why = ("the source could not be read ("
+               f"{(run.stderr.strip().splitlines() or [f'exit {run.returncode}'])[-1]})")
+    except subprocess.TimeoutExpired:
+        why = f"the source could not be read within {deadline:g} s"
+    functions = method.BY_HAND.get(notebook) or method.VIA_EIG[notebook]
+    return {"functions": list(functions), "status": "review",
+            "by_function": dict.fromkeys(functions, "review"), "uses": [], "modules": [],
+            "flags": [why]}
 
 
-def _dotted(node: ast.AST, imports: dict[str, str]) -> str | None:
-    """`np.linalg.eig` -> 'numpy.linalg.eig' through the imports; None if not a dotted name."""
-    attrs = []
-    while isinstance(node, ast.Attribute):
-        attrs.append(node.attr)
-        node = node.value
-    if not isinstance(node, ast.Name):
-        return None
-    return ".".join([imports.get(node.id, node.id), *reversed(attrs)])
+def _student_code(nb) -> list[str]:
+    """The code cells the student wrote or could change (not the grader's locked test cells)."""
+    return [c.source for c in nb.cells if c.cell_type == "code" and not (
+        c.metadata.get("nbgrader", {}).get("grade") and
+        not c.metadata.get("nbgrader", {}).get("solution"))]
 
 
-# calls and imports that let a notebook bind names at run time, behind its source's back
-DYNAMIC = {"exec", "eval", "compile", "globals", "locals", "vars", "setattr", "__import__",
-           "__main__"}
-
-
-def _parse(sources: list[str]) -> list[ast.Module]:
-    """The cells that parse (the kernel reports the others)."""
-    trees = []
-    for src in sources:
-        try:
-            trees.append(ast.parse(src))
-        except (SyntaxError, ValueError, RecursionError):
-            continue
-    return trees
-
-
-def _binds(node: ast.AST, name: str) -> bool:
-    return (isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
-            and node.name == name
-            or isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store) and node.id == name
-            or isinstance(node, ast.alias) and (node.asname or node.name) == name
-            or isinstance(node, ast.Global | ast.Nonlocal) and name in node.names)
-
-
-def _bindings(trees: list[ast.Module], name: str) -> list[str]:
-    """What binds `name` in the notebook: 'def' for each top-level function definition, else
-    the type of the top-level statement that binds it (function bodies only by `global`)."""
-    found = []
-    for tree in trees:
-        for top in tree.body:
-            if isinstance(top, ast.FunctionDef) and top.name == name:
-                found.append("def")
-            elif isinstance(top, ast.FunctionDef | ast.AsyncFunctionDef):
-                found += ["global"] * any(isinstance(n, ast.Global | ast.Nonlocal) and
-                                          name in n.names for n in ast.walk(top))
-            else:
-                found += [type(top).__name__] * any(_binds(n, name) for n in ast.walk(top))
-    return found
-
-
-def _dynamic(trees: list[ast.Module]) -> list[str]:
-    """The DYNAMIC names the notebook calls or imports."""
-    return sorted({n.func.id for t in trees for n in ast.walk(t) if isinstance(n, ast.Call)
-                   and isinstance(n.func, ast.Name) and n.func.id in DYNAMIC} |
-                  {a.name for t in trees for n in ast.walk(t) if isinstance(n, ast.Import)
-                   for a in n.names if a.name in DYNAMIC})
-
-
-def calls(trees: list[ast.Module], function: str) -> set[str]:
-    """Dotted names of everything the notebook's top-level `function` calls, with the notebook
-    functions it calls in turn."""
-    imports, defs = {}, {}
-    for tree in trees:
-        imports.update(_imports(tree))
-        defs.update({n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)})
-    found, todo, seen = set(), [function], set()
-    while todo:
-        name = todo.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        for node in ast.walk(defs[name]):
-            if isinstance(node, ast.Call) and (called := _dotted(node.func, imports)):
-                found.add(called)
-                if called in defs:
-                    todo.append(called)
-    return found
-
-
-def violation(sources: list[str], method: Method) -> str | None:
-    """Why the notebook's `method.function` does not follow the method, or None if it does.
-    The source must say which function runs: one `def`, and no code made at run time."""
-    trees = _parse(sources)
-    bound = _bindings(trees, method.function)
-    if not bound:
-        return None  # not defined: the grade cell itself fails with a NameError message
-    if bound != ["def"] or _dynamic(trees):
-        return (f"{method.function} is graded from the source, so it must be defined once, by a "
-                f"top-level `def`, in a notebook that does not bind names at run time (found: "
-                f"{', '.join(bound + _dynamic(trees))}) — no marks for this cell.")
-    made = calls(trees, method.function)
-    banned = sorted(made & set(method.banned))
-    if banned:
-        return (f"{method.function} calls {', '.join(banned)}: the contract asks for "
-                f"{method.how} — no marks for this cell.")
-    if method.required not in made:
-        return (f"{method.function} does not call {method.required}: the contract asks for "
-                f"{method.how} — no marks for this cell.")
-    return None
-
-
-BY_HAND = {  # notebook -> (the hand-written functions, the grade cells that grade them)
-    "ex33_1_wx_gradient": (("deltas", "grad_W_x"), ("test_deltas", "test_grad_W_x")),
-    "ex33_4_manual_bptt": (("backward",),
-                           ("test_W_y", "test_h", "test_W_h", "test_W_x", "test_b_h")),
-}
-# what a hand-written backward pass may call: NumPy, math, and the library's NumPy forward pass
-ALLOWED = ("numpy.", "math.", *(f"bptt_lib.{n}" for n in (
-    "rnn_forward", "rnn_outputs", "softmax_cross_entropy", "init_params", "PARAM_NAMES",
-    "jacobian_product", "jacobian_product_norms", "temporal_jacobian", "spectral_norm",
-    "spectral_radius", "rnn.rnn_forward", "rnn.rnn_outputs", "rnn.softmax_cross_entropy",
-    "jacobians.jacobian_product", "jacobians.temporal_jacobian")))
-COMPLEX = {"complex", "complex64", "complex128", "cdouble", "csingle", "clongdouble"}
-
-
-def by_hand_violation(sources: list[str], functions: tuple[str, ...]) -> str | None:
-    """Why `functions` (with the notebook's functions, classes and variables they use, each
-    read where the notebook binds it at top level) are not a backward pass by hand; None if
-    they are."""
-    trees = _parse(sources)
-    imports, defs = {}, {}
-    for tree in trees:
-        imports.update(_imports(tree))
-        defs.update({n.name: n for n in tree.body
-                     if isinstance(n, ast.FunctionDef | ast.ClassDef)})
-    dynamic = _dynamic(trees)
-    if dynamic:
-        return (f"the notebook binds names at run time ({', '.join(dynamic)}), so what the "
-                "backward pass calls cannot be read from its source — no marks for it.")
-    modules = {v.partition(".")[0] for v in imports.values()}
-    todo, seen, found = [*functions], set(), set()
-    while todo:
-        name = todo.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        scope = [defs[name]] if name in defs else [  # the top-level statements binding it
-            top for t in trees for top in t.body if any(_binds(n, name) for n in ast.walk(top))]
-        local = {n.arg for top in scope for n in ast.walk(top) if isinstance(n, ast.arg)} | {
-            n.id for top in scope for n in ast.walk(top)
-            if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)} - {name}
-        for node in (n for top in scope for n in ast.walk(top)):
-            if isinstance(node, ast.Call) and (called := _dotted(node.func, imports)):
-                root = called.partition(".")[0]
-                if root in modules:
-                    found |= {called} - {c for c in [called] if c.startswith(ALLOWED)}
-                elif called in ("getattr", "open"):
-                    found.add(called)
-                elif root not in local:
-                    todo.append(root)  # a notebook function, class, lambda or variable
-            if isinstance(node, ast.Constant) and isinstance(node.value, complex) or \
-                    getattr(node, "id", getattr(node, "attr", None)) in COMPLEX:
-                found.add("complex numbers")
-    if found:
-        return (f"{' and '.join(functions)} call{'s' * (len(functions) == 1)} "
-                f"{', '.join(sorted(found))}: the backward pass must be written by hand "
-                "(NumPy; no autograd, no library BPTT, no complex steps) — no marks for it.")
-    return None
+def _scores(cell) -> bool:
+    return not any(o.get("output_type") == "error" for o in cell.get("outputs", []))
 
 
 class MethodCheck(NbGraderPreprocessor):
-    """After execution: a grade cell whose contract names a method (METHODS) or asks for a
-    backward pass by hand (BY_HAND) scores 0 unless the submitted source follows it; the reason
-    is shown as the cell's error."""
+    """After execution: the method report of a notebook whose contract names a method, kept in
+    the notebook's metadata; each of its grade cells that would score is held at 0 for a
+    person's review when the evidence is not clear (or costs the cell, for a violation)."""
+
+    deadline = Float(20.0, help="Seconds for reading one notebook's source.").tag(config=True)
 
     def preprocess(self, nb, resources):
         notebook = resources.get("nbgrader", {}).get("notebook")
-        sources = [c.source for c in nb.cells if c.cell_type == "code"]  # metadata aside
-        functions, graded = BY_HAND.get(notebook, ((), ()))
-        by_hand = functions and by_hand_violation(sources, functions)
+        nb.metadata.pop(KEY, None)
+        resources[KEY] = []
+        if notebook not in GRADED:
+            return nb, resources
+        report = evidence(_student_code(nb), notebook, self.deadline)
+        held = []
         for c in nb.cells:
             grade_id = c.metadata.get("nbgrader", {}).get("grade_id")
-            method = METHODS.get((notebook, grade_id))
-            why = method and violation(sources, method) or grade_id in graded and by_hand
-            if why:
+            status = report["by_function"].get(GRADED[notebook].get(grade_id))
+            if status not in ("violation", "review") or not _scores(c):
+                continue
+            if status == "violation":
+                why = (f"{report['functions'][0]} does not call numpy.linalg.eig (read from "
+                       "the source): the contract asks for W_h^n = V Λ^n V⁻¹ from "
+                       "np.linalg.eig — no marks for this cell.")
                 c.outputs.append(new_output("error", ename="GradingFailure", evalue=why,
                                             traceback=["GradingFailure: " + why]))
+                continue
+            held.append(grade_id)
+            why = ("The values are right; the method is held for the instructor's review, and "
+                   "this cell scores 0 until then. What the source shows: "
+                   + "; ".join(report["flags"]) + ".")
+            c.outputs.append(new_output("error", ename="MethodReview", evalue=why,
+                                        traceback=["MethodReview: " + why]))
+        nb.metadata[KEY] = {**report, "held": held}
+        resources[KEY] = held
         return nb, resources
+
+
+class SaveGradesForReview(SaveAutoGrades):
+    """nbgrader's SaveAutoGrades, and a grade cell `MethodCheck` held is marked "needs manual
+    grade": the formgrader lists it for a person, whose manual score then counts."""
+
+    def _add_score(self, cell, resources):
+        super()._add_score(cell, resources)
+        if cell.metadata["nbgrader"]["grade_id"] in resources.get(KEY, ()):
+            grade = self.gradebook.find_grade(cell.metadata["nbgrader"]["grade_id"],
+                                              self.notebook_id, self.assignment_id,
+                                              self.student_id)
+            grade.needs_manual_grade = True
+            self.gradebook.db.commit()
+
+
+def class_reports(course: Path, assignment: str) -> list[dict]:
+    """Each autograded submission's report: {"student", "report", "held": {grade_id: manual
+    score or None}} (the manual scores from the gradebook), by student."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    rows = []
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        for path in sorted((course / "autograded").glob(f"*/{assignment}/{assignment}.ipynb")):
+            student = path.parent.parent.name
+            report = nbformat.read(path, as_version=4).metadata.get(KEY)
+            if report is None:
+                continue
+            held = {}
+            for grade_id in report.get("held", []):
+                try:
+                    held[grade_id] = gb.find_grade(grade_id, assignment, assignment,
+                                                   student).manual_score
+                except MissingEntry:
+                    held[grade_id] = None
+            rows.append({"student": student, "report": report, "held": held})
+    return rows
+
+
+def _line(row) -> str:
+    report, held = row["report"], row["held"]
+    pending = [g for g, score in held.items() if score is None]
+    state = (f"{len(pending)} of {len(held)} held cells to review" if pending else
+             f"reviewed ({len(held)} cells)" if held else report["status"])
+    return f"{row['student']:<24} {state:<32} {'; '.join(report['flags'])}"
+
+
+def render(assignment: str, rows: list[dict]) -> str:
+    """The class's reports as one HTML page, a section per student (`#<student>`); everything
+    from a submission is escaped."""
+    e = html.escape
+    parts = [f"<!doctype html><meta charset=utf-8><title>Method reports: {e(assignment)}</title>"
+             f"<h1>Method reports: {e(assignment)}</h1><p>{e(method.RULE[_rule(assignment)])}."
+             "</p>"]
+    for row in rows:
+        r = row["report"]
+        held = "".join(f"<li>{e(g)}: {'to review' if s is None else f'manual score {s:g}'}"
+                       "</li>" for g, s in row["held"].items())
+        parts.append(
+            f"<section id='{e(row['student'], quote=True)}'><h2>{e(row['student'])}: "
+            f"{e(r['status'])}</h2><p>{e(' and '.join(r['functions']))} use: "
+            f"{e(', '.join(r['uses']) or 'nothing imported')}</p><p>Modules imported: "
+            f"{e(', '.join(r['modules']))}</p><ul>"
+            + "".join(f"<li>{e(f)}</li>" for f in r["flags"]) + "</ul>"
+            + (f"<p>Held grade cells:</p><ul>{held}</ul>" if held else "") + "</section>")
+    return "\n".join(parts)
+
+
+def _rule(notebook: str) -> str:
+    return "via eig" if notebook in method.VIA_EIG else "by hand"
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m course_tools.contracts",
+                                description="List the method reports of a class.")
+    p.add_argument("assignments", nargs="*", default=sorted(GRADED))
+    p.add_argument("--course", default=os.environ.get("BPTT_COURSE_DIR", "course"))
+    p.add_argument("--html", help="also write the reports as HTML here (one page per "
+                   "assignment: FILE, or FILE with the assignment's name for several)")
+    args = p.parse_args(argv)
+    course = Path(args.course).resolve()
+    for assignment in args.assignments:
+        if assignment not in GRADED:
+            p.error(f"{assignment} names no method (one of {', '.join(sorted(GRADED))})")
+        rows = sorted(class_reports(course, assignment), key=lambda r: (  # to review first
+            None not in r["held"].values(), r["report"]["status"] == "clear", r["student"]))
+        print(f"== {assignment}: {method.RULE[_rule(assignment)]}")
+        for row in rows:
+            print(_line(row))
+        if args.html:
+            out = Path(args.html) if len(args.assignments) == 1 else \
+                Path(args.html).with_name(f"{assignment}.html")
+            out.write_text(render(assignment, rows))
+
+
+if __name__ == "__main__":
+    main()

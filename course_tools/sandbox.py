@@ -57,7 +57,11 @@ RUN_DIR = "/run/course-grading"  # root, 0711: a private directory per kernel an
 TOOLS = "/opt/course-sandbox"  # in the sandbox: launcher.py and the stubs of hidden modules
 LAUNCHER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "launcher.py")
 CHANNELS = ("shell", "iopub", "stdin", "control", "hb")  # a kernel's ZMQ endpoints
-BY_HAND = ["torch", "functorch", "torchgen", "sympy", "bptt_lib.backward"]
+BY_HAND = ["torch", "functorch", "torchgen", "sympy", "mpmath", "bptt_lib.backward"]
+# What a by-hand kernel's site-packages holds: these distributions, what they require, and what
+# the kernel itself needs (ipykernel); the project's own (its finder for bptt_lib and
+# bptt_grading), without its requirements. No torch, mpmath, sympy, jax, autograd, scipy …
+BY_HAND_DISTRIBUTIONS = ["numpy", "matplotlib"]
 
 
 class SandboxUnavailable(RuntimeError):
@@ -110,6 +114,15 @@ class Sandbox(Configurable):
         help="{assignment: [modules]} that cannot be imported in that assignment's sandbox (the "
         "assignment is the basename of the directory nbgrader runs the kernel in; '*': in "
         "every sandbox).",
+    ).tag(config=True)
+    only_distributions = Dict(
+        value_trait=List(Unicode()),
+        default_value={"ex33_1_wx_gradient": BY_HAND_DISTRIBUTIONS,
+                       "ex33_4_manual_bptt": BY_HAND_DISTRIBUTIONS},
+        help="{assignment: [distributions]}: that assignment's sandbox sees only these "
+        "distributions of the venv's site-packages, with what they require, ipykernel's "
+        "requirements and the files of the packages in Sandbox.packages; everything else there "
+        "is absent.",
     ).tag(config=True)
     hidden_message = Unicode(
         "not available while grading this exercise: the backward pass is written by hand",
@@ -172,6 +185,19 @@ class Sandbox(Configurable):
         return sorted({os.path.realpath(paths[k]) for k in ("purelib", "platlib")
                        if os.path.isdir(paths[k])} - used)
 
+    def site_packages(self, assignment):
+        """bwrap arguments leaving in the venv's site-packages only what
+        `only_distributions[assignment]` allows (a tmpfs with those entries bound over it;
+        the caller remounts it read-only after the stubs of `hiding`), or [] when it names none."""
+        if assignment not in self.only_distributions:
+            return []
+        site = os.path.realpath(sysconfig.get_paths()["purelib"])
+        args = ["--size", str(2**20), "--tmpfs", site]
+        for entry in sorted(site_entries(site, ["ipykernel", *self.only_distributions[assignment]],
+                                         self.packages)):
+            args += ["--ro-bind", os.path.join(site, entry), os.path.join(site, entry)]
+        return args
+
     def hiding(self, assignment, stub_dir):
         """bwrap arguments making `hidden_modules[assignment]` unimportable: a stub that raises
         ImportError bound over the module (and its bytecode), or a tmpfs holding only such a stub
@@ -226,7 +252,10 @@ class Sandbox(Configurable):
                 args += parents(d) + ["--ro-bind", d, d]
         for d in self.unused_site_dirs():
             args += ["--size", str(2**16), "--tmpfs", d, "--remount-ro", d]
-        args += self.hiding(assignment, tools_dir)
+        allowed = self.site_packages(assignment)
+        args += allowed + self.hiding(assignment, tools_dir)
+        if allowed:
+            args += ["--remount-ro", os.path.realpath(sysconfig.get_paths()["purelib"])]
         launcher = f"{TOOLS}/launcher.py"
         args += parents(launcher) + ["--ro-bind", LAUNCHER, launcher]
         args += parents(ipc_dir) + ["--bind", ipc_dir, ipc_dir]
@@ -283,6 +312,42 @@ class Sandbox(Configurable):
                 "your rights and can read solutions and the gradebook, opt out explicitly with "
                 f"{OPT_OUT_ENV}=off or c.Sandbox.enabled = False."
             )
+
+
+def site_entries(site, distributions, packages=()):
+    """Top-level names in `site` (site-packages) holding `distributions`, every distribution they
+    require (markers evaluated, no extras), and the distributions named like `packages` (their
+    own files only, not what they require: the project's, whose editable finder imports
+    bptt_lib)."""
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    from packaging.requirements import Requirement
+
+    def entries(dist):
+        return {str(f).split("/")[0] for f in dist.files or () if not str(f).startswith("..")}
+
+    names = set()
+    todo, seen = list(distributions), set()
+    while todo:
+        name = todo.pop().lower().replace("_", "-")
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            dist = distribution(name)
+        except PackageNotFoundError:
+            continue
+        names |= entries(dist)
+        for text in dist.requires or ():
+            req = Requirement(text)
+            if req.marker is None or req.marker.evaluate({"extra": ""}):
+                todo.append(req.name)
+    for package in packages:
+        try:
+            names |= entries(distribution(package))
+        except PackageNotFoundError:
+            continue
+    return {n for n in names if os.path.lexists(os.path.join(site, n))}
 
 
 def private_dir(gid=0):
@@ -469,8 +534,9 @@ class SandboxExecute(Execute):
     """
 
     output_limit = Integer(2**20, help="Most output bytes kept per cell.").tag(config=True)
-    notebook_timeout = Float(300, help="Wall-clock seconds per notebook, kernel start "
-                             "included; then the kernel is killed and the rest scores 0.").tag(
+    notebook_timeout = Float(60, help="Wall-clock seconds per notebook, kernel start "
+                             "included; then the kernel is killed and the rest scores 0 (the "
+                             "notebooks grade in 1-3 s).").tag(
         config=True
     )
 

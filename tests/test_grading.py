@@ -150,6 +150,31 @@ FORGE_REFERENCES = (  # overwrite the grader's cached references: every δ_k := 
     "        print('blocked:', e)\n")
 
 # Hooks and patches in the student's kernel: they can change only the values it sends
+# ∂L/∂h_t as Jacobian products folded with functools.reduce and operator.matmul (issue 22)
+REDUCE_BACKWARD = [("        dh = params[\"W_h\"].T @ dz ", "        dh = functools.reduce("
+                    "operator.matmul, [dz, params[\"W_h\"]]) ")]
+# the complex step, its i from np.emath (issue 23): exact to rounding, so it passes the judges
+COMPLEX_STEP_BACKWARD = [("    T = len(xs)\n", """\
+    T, I = len(xs), np.emath.sqrt(-1.0)
+
+    def loss(p, h=None, t0=0):
+        h = np.zeros(len(p["b_h"])) if h is None else h
+        for x in xs[t0:]:
+            h = np.tanh(p["W_h"] @ h + p["W_x"] @ x + p["b_h"])
+        y = p["W_y"] @ h + p["b_y"]
+        return np.log(np.exp(y - y.real.max()).sum()) + y.real.max() - y[target]
+
+    def d(f, v):
+        out = np.zeros(v.shape)
+        for i in np.ndindex(v.shape):
+            w = v.astype(complex)
+            w[i] += 1e-30 * I
+            out[i] = f(w).imag / 1e-30
+        return out
+
+    return {**{k: d(lambda v, k=k: loss({**params, k: v}), params[k]) for k in params},
+            "h": np.array([d(lambda h, t=t: loss(params, h, t), hs[t]) for t in range(1, T + 1)])}
+""")]
 HOOKS = {
     "patch_checks": "import bptt_grading.judge as J, builtins\n"
                     "J.compare = J.fail = lambda *a, **k: None\nbuiltins.abs = lambda x: 0\n",
@@ -190,6 +215,12 @@ CASES = [
     Case(A1, "huge_output", code(A1, suffix="\nprint(('spam ' * 40 + '\\n') * 100_000)\n"),
          FULL[A1]),
     Case(A1, "deleted_cell", _delete_cell("test_contributions", A1), FULL[A1]),
+    # dual numbers through the forward helpers: they take float64 arrays only (issue 23)
+    Case(A1, "dual_numbers", code(A1, ("    hs, T = bptt_lib.rnn_forward(params, xs[None])[0], "
+                                       "len(xs)\n",
+                                       "    hs, T = bptt_lib.rnn_forward(params, xs[None].astype("
+                                       "object))[0], len(xs)\n")),
+         ZERO[A1]),
     # ---- 33.2
     Case(A2, "sol", solved(A2), FULL[A2]),
     Case(A2, "old_release_sol", solved(A2), FULL[A2], old_release=True),
@@ -204,6 +235,15 @@ CASES = [
                                                          '    rho = np.abs')),
          {**FULL[A2], "test_classify": 0}, {"test_classify": "KeyboardInterrupt"}),
     Case(A2, "edited_test", _edit_test(A2), FULL[A2]),
+    Case(A2, "held_eig_discarded", code(A2, (
+        "    lam, V = np.linalg.eig(W_h)\n    return ((V * lam**n) @ np.linalg.inv(V)).real",
+        "    np.linalg.eig(W_h)\n    P = np.eye(len(W_h))\n    for _ in range(n):\n"
+        "        P = P @ W_h\n    return P")), {**FULL[A2], "test_eig": 0},
+         {"test_eig": ("held for the instructor's review", "repeated matrix products")}),
+    Case(A2, "held_matrix_power_call", code(A2, (
+        "    return ((V * lam**n) @ np.linalg.inv(V)).real",
+        "    return np.linalg.matrix_power.__call__(W_h, n)")), {**FULL[A2], "test_eig": 0},
+         {"test_eig": ".__call__"}),
     Case(A2, "warns", code(A2, ("    lam, V = np.linalg.eig(W_h)\n",
                                 "    warnings.warn('eig of a possibly defective matrix')\n"
                                 "    lam, V = np.linalg.eig(W_h)\n"), prefix="import warnings\n"),
@@ -235,11 +275,22 @@ CASES = [
     Case(A4, "float32", code(A4, ("    return g\n",
                                   "    return {k: v.astype(np.float32) for k, v in g.items()}\n")),
          {**ZERO[A4], "test_forward": 1}, {"test_W_h": "compute in float64"}),
-    # torch cannot be imported where 33.4 is graded, so this cell fails as a whole; its source
-    # says why the backward pass earns nothing
+    # torch cannot be imported where 33.4 is graded, so this cell fails as a whole
     Case(A4, "autograd", code(A4, AUTOGRAD_BACKWARD,
                               prefix="import torch\nfrom torch.autograd import grad as ag\n"),
-         ZERO[A4], {"test_W_h": "calls torch.autograd.grad"}),
+         ZERO[A4], {"test_W_h": "`backward` is not defined"}),
+    # ---- the method policy (issue 23): a name costs nothing; other evidence waits for a person
+    Case(A4, "outer_alias", code(A4, ("np.outer(dz, hs[t - 1])", "outer(dz, hs[t - 1])"),
+                                 prefix="outer = np.outer\n"), FULL[A4]),
+    Case(A4, "reduce_operator", code(A4, *REDUCE_BACKWARD,
+                                     prefix="import functools\nimport operator\n"), FULL[A4]),
+    Case(A4, "held_complex_step", code(A4, *COMPLEX_STEP_BACKWARD),
+         {**ZERO[A4], "test_forward": 1}, {"test_W_h": ("held for the instructor's review",
+                                                        ".emath")}),
+    Case(A4, "held_dict_call", code(A4, ("def backward(", "def _backward("),
+                                    suffix="\n_IMPL = {'backward': _backward}\n"
+                                           "backward = _IMPL['backward']\n"),
+         {**ZERO[A4], "test_forward": 1}, {"test_b_h": "(found: Assign)"}),
     Case(A4, "allclose_patched", code(A4, ZEROS_BACKWARD, prefix=(
         "np.allclose = lambda *a, **k: True\n"
         "np.testing.assert_allclose = lambda *a, **k: None\n"
@@ -460,3 +511,47 @@ def test_committed_notebooks_carry_no_outputs(where):
         for c in read_nb(path).cells:
             if c.cell_type == "code":
                 assert not c.outputs and c.execution_count is None, (path, c.source[:60])
+
+
+HELD = {"held_complex_step": ("test_W_y", "test_h", "test_W_h", "test_W_x", "test_b_h"),
+        "held_dict_call": ("test_W_y", "test_h", "test_W_h", "test_W_x", "test_b_h"),
+        "held_eig_discarded": ("test_eig",), "held_matrix_power_call": ("test_eig",)}
+
+
+def test_a_method_in_doubt_waits_for_a_person(graded):
+    """Issue 23: a right cell whose method the source leaves in doubt scores 0 and is marked
+    "needs manual grade" (the formgrader lists it); nothing else is; the class listing shows
+    it, and a person's manual score then counts."""
+    from nbgrader.api import Gradebook
+
+    from course_tools.contracts import GRADED
+
+    db = f"sqlite:///{graded.course / 'gradebook.db'}"
+    with Gradebook(db) as gb:
+        for case in CASES:
+            if case.assignment in GRADED:
+                grades = gb.find_submission_notebook(case.assignment, case.assignment,
+                                                     case.student).grades
+                waiting = {g.name for g in grades if g.needs_manual_grade and
+                           g.name in GRADED[case.assignment]}
+                assert waiting == set(HELD.get(case.student, ())), case.student
+
+    def listing():
+        return subprocess.run(
+            [sys.executable, "-m", "course_tools.contracts", A2, A4, "--course",
+             str(graded.course), "--html", str(graded.course / "method.html")],
+            capture_output=True, text=True, check=True, cwd=ROOT).stdout
+
+    lines = {line.split()[0]: line for line in listing().splitlines() if line[:1].isalnum()}
+    assert "5 of 5 held cells to review" in lines["held_complex_step"]
+    assert "1 of 1 held cells to review" in lines["held_eig_discarded"]
+    assert lines["sol"].split()[1] == "clear"
+    page = (graded.course / f"{A4}.html").read_text()
+    assert "id='held_dict_call'" in page and "found: Assign" in page
+    with Gradebook(db) as gb:  # a person confirms the eig after reading the code (formgrader)
+        grade = gb.find_grade("test_eig", A2, A2, "held_matrix_power_call")
+        grade.manual_score = 1
+        gb.db.commit()
+        assert gb.find_submission_notebook(A2, A2, "held_matrix_power_call").score == \
+            FULL[A2]["test_jacobian"] + 1 + FULL[A2]["test_classify"]
+    assert "reviewed (1 cells)" in listing()

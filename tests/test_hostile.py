@@ -9,6 +9,9 @@ Each file in tests/hostile/ is one attacker's submission, written from the stude
     # attack: what it tries (continued on "#   " lines)
     # deserve <grade_id>: <points>     autograded points it deserves in that grade cell
     # deserve *: <points>              … in every grade cell not named ("full": the cell's points)
+    # held: <grade_id> …               cells held at 0 for the instructor's review of the method
+                                       (marked "needs manual grade"; none if the line is absent)
+    # held?: <grade_id> …              … or 0 for their values (a tolerance's call)
 
 Deserved points: the grade ids and their points are read from the student notebook's metadata
 (code cells with `nbgrader.grade`); a header must cover every one of them (by name or `*`).
@@ -33,8 +36,9 @@ Each batch is a fresh course directory outside the repository (BPTT_COURSE_DIR) 
 classmate `CLASSMATE` (tests/hostile/honest/: plain correct answers) beside its attackers, run
 with the commands of INSTRUCTORS.md: student import, generate_assignment, submissions copied into
 submitted/ (or zips and zip_collect for batches with zip entries),
-`python -m course_tools.autograde --all` (class D batches: again, in another fresh course, with
-`nbgrader autograde <a>` on each assignment, the serial path), generate_feedback. Steps 1-2
+`python -m course_tools.autograde --all` (class D batches and the method batch: again, in
+another fresh course, with `nbgrader autograde <a>` on each assignment, the serial path),
+generate_feedback. Steps 1-2
 (student import, generate_assignment) run once; each batch copies that course. `export` is left
 out (it reads the gradebook the tests read). BACKGROUND batches (they mostly sleep) are graded in
 a thread while the others run.
@@ -113,6 +117,8 @@ class Attack:
     what: str
     deserved: dict[str, float]
     sections: list[tuple[str, str, str]]  # (kind, args, body)
+    held: tuple[str, ...] = ()
+    may_hold: tuple[str, ...] = ()
 
     @property
     def student(self):
@@ -141,8 +147,11 @@ class Attack:
             kind, _, args = marker.strip().partition(" ")
             sections.append((kind, args.strip(), body))
         assert head["class"] in "ABCDEFGH" and what, path
+        held, may_hold = (tuple(" ".join(re.findall(rf"^# {key}: (.+)$", header, re.M)).split())
+                          for key in ("held", r"held\?"))
+        assert set(held + may_hold) <= {g for g, pts in deserved.items() if pts == 0}, path
         return cls(path.stem, head["class"], head["assignment"], head["batch"], what, deserved,
-                   sections)
+                   sections, held, may_hold)
 
 
 def uncomment(body: str) -> str:
@@ -152,7 +161,8 @@ def uncomment(body: str) -> str:
 
 ATTACKS = [Attack.read(p) for p in sorted(CORPUS.glob("*.py"))]
 BATCHES = sorted({a.batch for a in ATTACKS})
-SERIAL_TOO = sorted({a.batch for a in ATTACKS if a.cls == "D"})
+SERIAL = {"method"}  # batches graded by serial `nbgrader autograde` too, besides class D's
+SERIAL_TOO = sorted({a.batch for a in ATTACKS if a.cls == "D" or a.batch in SERIAL})
 RUNS = [(b, "parallel") for b in BATCHES] + [(b, "serial") for b in SERIAL_TOO]
 
 
@@ -466,6 +476,25 @@ def read_scores(db: Path) -> tuple[dict, str]:
     return scores, "" if check == "ok" else f"integrity_check: {check}"
 
 
+def read_waiting(db: Path) -> dict[tuple[str, str], set[str]]:
+    """{(student, assignment): the code grade cells held for review: marked "needs manual grade"
+    with a score (nbgrader marks a cell it could not score, auto_score NULL, on its own)}."""
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    rows = con.execute(
+        "select s.student_id, a.name, bc.name from grade g "
+        "join base_cell bc on g.cell_id = bc.id "
+        "join grade_cells gc on gc.id = bc.id and gc.cell_type = 'code' "
+        "join submitted_notebook n on g.notebook_id = n.id "
+        "join submitted_assignment s on n.assignment_id = s.id "
+        "join assignment a on s.assignment_id = a.id "
+        "where g.needs_manual_grade and g.auto_score is not null").fetchall()
+    con.close()
+    waiting: dict = {}
+    for student, assignment, grade_id in rows:
+        waiting.setdefault((student, assignment), set()).add(grade_id)
+    return waiting
+
+
 _GRADED: dict[tuple[str, str], Batch] = {}
 _POOL = ThreadPoolExecutor(max_workers=len(BACKGROUND))
 _STARTED: dict[tuple[str, str], Future] = {}
@@ -512,7 +541,8 @@ def test_the_corpus_covers_every_class():
 
 
 GRADED = [pytest.param(a, path, id=f"{a.name}-{path}")
-          for a in ATTACKS for path in ("parallel", "serial") if path == "parallel" or a.cls == "D"]
+          for a in ATTACKS for path in ("parallel", "serial")
+          if path == "parallel" or a.batch in SERIAL_TOO]
 
 
 @pytest.mark.parametrize("attack, path", GRADED)
@@ -531,6 +561,19 @@ def test_the_batch_completes_and_the_classmate_does_not_move(run_):
         assert r.returncode is not None, f"{r.line}: still running after {r.seconds:.0f} s"
     for a in b.assignments:
         assert b.scores.get((CLASSMATE, a)) == grade_cells(a), (a, b.log(CLASSMATE))
+
+
+@pytest.mark.parametrize("run_", RUNS, ids=_run_id)
+def test_only_a_method_in_doubt_waits_for_a_person(run_):
+    """Issue 23: a right answer whose method the source leaves in doubt is held at 0 and marked
+    "needs manual grade" for the formgrader, in the parallel and the serial path alike; no
+    other cell, and nothing of the classmate's."""
+    b = graded(*run_)
+    waiting = read_waiting(b.course / "gradebook.db")
+    for a in b.attacks:
+        got = waiting.get((a.student, a.assignment), set())
+        assert set(a.held) <= got <= set(a.held + a.may_hold), a.name
+    assert not any(waiting.get((CLASSMATE, a)) for a in b.assignments)
 
 
 @pytest.mark.parametrize("run_", RUNS, ids=_run_id)

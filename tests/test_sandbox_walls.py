@@ -89,7 +89,45 @@ def test_the_only_writable_place_is_a_size_limited_tmpfs_cwd(tmp_path):
     assert os.listdir(host) == []  # nothing the kernel wrote reaches the host
 
 
-HIDDEN = ["torch", "functorch", "torchgen", "sympy", "bptt_lib.backward"]
+HIDDEN = ["torch", "functorch", "torchgen", "sympy", "mpmath", "bptt_lib.backward"]
+
+
+@pytest.mark.parametrize(("assignment", "by_hand"), [("ex33_4_manual_bptt", True),
+                                                     ("ex33_1_wx_gradient", True),
+                                                     ("ex33_2_linear_rnn", False)])
+def test_a_by_hand_kernel_imports_only_numpy_and_the_forward_helpers(tmp_path, assignment,
+                                                                      by_hand):
+    """Issue 23: in 33.1 and 33.4 the venv's site-packages holds only what the kernel, NumPy,
+    matplotlib and the project need: mpmath, dask, … are not there at all (not only stubbed);
+    33.2's kernel, the control, sees them."""
+    import sysconfig
+
+    from course_tools.sandbox import site_entries
+
+    site = sysconfig.get_paths()["purelib"]
+    code = textwrap.dedent(f"""
+        import importlib, os
+        for name in ["mpmath", "dask", "sympy", "numpy", "matplotlib.pyplot", "bptt_lib.rnn",
+                     "bptt_grading.method"]:
+            try:
+                importlib.import_module(name)
+                print("imported", name)
+            except ImportError as e:
+                print("absent", name)
+        print("entries", sorted(os.listdir({site!r})))
+    """)
+    config = Config()
+    config.Sandbox.packages = ["bptt_lib", "bptt_grading"]  # as nbgrader_config.py has them
+    out, errors, _ = run(code, assignment_dir(tmp_path, assignment), config, timeout=300)
+    assert errors == []
+    for name in ("numpy", "matplotlib.pyplot", "bptt_lib.rnn", "bptt_grading.method"):
+        assert f"imported {name}" in out
+    for name in ("mpmath", "dask", "sympy"):
+        assert (f"absent {name}" if by_hand else f"imported {name}") in out
+    entries = eval(out.split("entries ", 1)[1])
+    allowed = site_entries(site, ["ipykernel", "numpy", "matplotlib"], ["bptt_lib"])
+    assert (set(entries) <= allowed | {"torch", "functorch", "torchgen", "sympy", "mpmath"}
+            if by_hand else "dask" in entries)
 
 
 def test_by_hand_assignments_cannot_import_autograd_in_any_process(tmp_path):

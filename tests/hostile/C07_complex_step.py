@@ -5,6 +5,7 @@
 #    tolerance stops it), not BPTT; the forward pass is by hand.
 # deserve *: 0
 # deserve test_forward: full
+# held: test_W_y test_h test_W_h test_W_x test_b_h
 EPS = 1e-30
 
 

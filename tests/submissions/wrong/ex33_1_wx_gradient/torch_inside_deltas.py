@@ -1,6 +1,6 @@
 # δ_k by autograd inside deltas: refused (and so grad_W_x, which calls it); the norms keep theirs.
-# expect test_deltas: 0 | call torch.autograd.grad | the backward pass must be written by hand
-# expect test_grad_W_x: 0 | written by hand
+# expect test_deltas: 0 | raised ImportError
+# expect test_grad_W_x: 0 | raised ImportError
 def deltas(params, xs, target):
     import torch
     p = {k: torch.tensor(v) for k, v in params.items()}

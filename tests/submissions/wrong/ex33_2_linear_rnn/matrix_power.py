@@ -1,5 +1,5 @@
 # W_h^n by np.linalg.matrix_power: right numbers, not the method the contract names.
-# expect test_eig: 0 | power_via_eig calls numpy.linalg.matrix_power
+# expect test_eig: 0 | power_via_eig does not call numpy.linalg.eig
 def linear_jacobian_product(W_h, k, t):
     P = np.eye(len(W_h))
     for _ in range(t - k):

@@ -1,9 +1,10 @@
-# bptt_lib's own BPTT behind a helper: no marks for any gradient; the forward pass keeps its point.
-# expect test_W_y: 0 | backward calls bptt_lib.last_step_loss_grads
-# expect test_h: 0 | must be written by hand
-# expect test_W_h: 0 | must be written by hand
-# expect test_W_x: 0 | must be written by hand
-# expect test_b_h: 0 | must be written by hand
+# bptt_lib's own BPTT behind a helper: the by-hand kernel cannot import it, so no marks for any
+# gradient; the forward pass keeps its point.
+# expect test_W_y: 0 | raised ImportError
+# expect test_h: 0 | raised ImportError
+# expect test_W_h: 0 | raised ImportError
+# expect test_W_x: 0 | raised ImportError
+# expect test_b_h: 0 | raised ImportError
 def forward(params, xs):
     return bptt_lib.rnn_forward(params, xs[None])[0]
 
