@@ -9,9 +9,11 @@ Run it where `nbgrader_config.py` is, like nbgrader. One pool of workers grades 
 one submission (student, assignment) per job, each with nbgrader's Autograde (as SafeAutograde,
 so the course's config, the sandbox included, applies unchanged) in the worker's private copy of
 the course: the config, a snapshot of the gradebook and the assignments' source files, set up once
-per batch. The worker sends back the autograded files and the submission's rows of its
-gradebook; this process alone writes them into the real course as they arrive, so SQLite never
-sees two writers.
+per batch. Each job carries the key of its own grading run (`course_tools.verdicts.run_key`: the
+course secret never leaves this process, and the worker's copy has none), whose nonce this
+process records in the course's `grading_runs.csv`. The worker sends back the autograded files
+and the submission's rows of its gradebook; this process alone writes them into the real course
+as they arrive, so SQLite never sees two writers.
 Workers are local processes (`--workers`, default: the machine's cores), started before anything
 else so their imports overlap this process's and, from 2 up to as many as there are CPUs, each
 pinned to a CPU of its own with the kernels it starts; or, with `--scheduler`, the workers of a
@@ -193,8 +195,9 @@ class PrivateCourse:
         steps = self.config.Autograde.get("autograde_preprocessors", [])
         return any(isinstance(s, type) and issubclass(s, VerdictExecute) for s in steps)
 
-    def grade(self, assignment, student, files):
-        """Autograde one submission (`files` under submitted/); return files, state and log."""
+    def grade(self, assignment, student, files, key=""):
+        """Autograde one submission (`files` under submitted/), drawing its hidden inputs from
+        the run key `key` (hex); return files, state and log."""
         from nbgrader.api import Gradebook
         from nbgrader.coursedir import CourseDirectory
         from nbgrader.utils import capture_log
@@ -202,6 +205,7 @@ class PrivateCourse:
         from course_tools.instructor import Intake, SafeAutograde
 
         write_tree(self.root, files)
+        self.config.VerdictExecute.run_key = key
         coursedir = CourseDirectory(config=self.config, assignment_id=assignment,
                                     student_id=student)
         app = SafeAutograde(coursedir=coursedir, config=self.config)
@@ -240,8 +244,9 @@ def failed(assignment, student, reason, log=""):
             "log": log, "state": None, "files": {}}
 
 
-def grade_submission(common, assignment, student, files):
-    """Worker: autograde one submission in this worker's private copy of the course.
+def grade_submission(common, assignment, student, files, key=""):
+    """Worker: autograde one submission in this worker's private copy of the course, on the
+    hidden inputs of run key `key`.
 
     Runs nbgrader's Autograde in a forked child of this process, which has its imports already (a
     fresh `nbgrader` process per submission would pay seconds of imports each time), killed with
@@ -259,7 +264,7 @@ def grade_submission(common, assignment, student, files):
                 _private_course.remove()
             _private_course = PrivateCourse(common)
         try:
-            return _in_child(partial(_private_course.grade, assignment, student, files),
+            return _in_child(partial(_private_course.grade, assignment, student, files, key),
                              common["deadline"], assignment, student)
         finally:
             _private_course.clear(assignment, student)
@@ -404,6 +409,7 @@ def autograde(assignments, *, workers=None, scheduler=None, force=False, config_
         from course_tools.instructor import Intake
         from course_tools.privileged import launcher
         from course_tools.sandbox import Sandbox, SandboxUnavailable
+        from course_tools.verdicts import new_run, record_runs
 
         coursedir, config, config_text = load_course(os.path.abspath(config_dir))
         if Sandbox(config=config).enabled:
@@ -426,14 +432,17 @@ def autograde(assignments, *, workers=None, scheduler=None, force=False, config_
             log(f"autograding {a}: {len(students)} submissions")
         log(f"on Dask scheduler {scheduler}" if scheduler
             else f"on {workers or os.cpu_count()} workers")
-        failures = FailureLog(os.path.dirname(coursedir.db_url.removeprefix("sqlite:///")), log)
-        done, jobs, limits = {}, [], Intake(config=config).limits()
+        course = os.path.dirname(coursedir.db_url.removeprefix("sqlite:///"))
+        failures = FailureLog(course, log)
+        done, jobs, nonces, limits = {}, [], {}, Intake(config=config).limits()
+        secret_file = config.VerdictExecute.get("secret_file")
         for a, students in batch.items():
             for s in students:
                 try:
-                    jobs.append((a, s, read_tree(path("submitted", s, a),
-                                                 os.path.join("submitted", s, a), limits,
-                                                 trusted=path("submitted", ".", "."))))
+                    files = read_tree(path("submitted", s, a), os.path.join("submitted", s, a),
+                                      limits, trusted=path("submitted", ".", "."))
+                    nonces[a, s], key = new_run(secret_file) if secret_file else ("", "")
+                    jobs.append((a, s, files, key))
                 except Refused as e:
                     done[a, s] = False
                     failures.add(a, s, f"submission refused: {e}")
@@ -445,6 +454,9 @@ def autograde(assignments, *, workers=None, scheduler=None, force=False, config_
                 a, s = result["assignment"], result["student"]
                 try:
                     record(gb, path("autograded", s, a), result)
+                    if nonces.get((a, s)) and result["state"] is not None:
+                        record_runs(course, [(a, s, os.path.basename(f)[:-6], nonces[a, s])
+                                             for f in result["files"] if f.endswith(".ipynb")])
                 except Exception as e:
                     gb.db.rollback()
                     result = failed(a, s, f"its result could not be recorded: {e!r}",
