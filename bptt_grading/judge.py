@@ -489,7 +489,7 @@ def check_33_4(part: str, student: Student, ref: dict) -> None:
         if name not in grads:
             known = sorted(k for k in grads if k in GRADIENT_NAMES)
             fail(f"backward's result has no key {name!r} (its keys: {known}"
-                 f"{f' and {len(grads) - len(known)} other' if len(grads) > len(known) else ''})")
+                 f"{f' and {len(grads) - len(known)} more' if len(grads) > len(known) else ''})")
     label = "∂L/∂h_t (rows t = 1..T)"
     if part == "h":
         mine = as_list(label, grads["h"], _shape(ref["grads"]["h"]))

@@ -69,6 +69,7 @@ _one_at_a_time = threading.Lock()
 _private_course = None  # this worker's PrivateCourse, for the batch it last graded
 STEPS = ("source", "release", "submitted", "autograded", "feedback")
 DEADLINE = 600  # seconds per job, by default
+JOB_MEMORY = 1 << 30  # bytes a job's process may use (its memory cgroup, when there is one)
 FAILURES = "autograde_failures.csv"  # in the course directory: the last batch's failed jobs
 COLUMNS = {  # gradebook state that autograde writes, per object
     "submission": ("timestamp", "extension"),
@@ -250,8 +251,9 @@ def grade_submission(common, assignment, student, files, key=""):
 
     Runs nbgrader's Autograde in a forked child of this process, which has its imports already (a
     fresh `nbgrader` process per submission would pay seconds of imports each time), killed with
-    the kernels it started if it is not done by `common["deadline"]` seconds; Autograde chdirs,
-    so one submission at a time per process.
+    the kernels it started if it is not done by `common["deadline"]` seconds, or by the kernel if
+    it needs more than JOB_MEMORY (`_in_child`); Autograde chdirs, so one submission at a time per
+    process.
     """
     global _private_course
     if os.geteuid() == 0 and _in_dask():
@@ -270,15 +272,21 @@ def grade_submission(common, assignment, student, files, key=""):
             _private_course.clear(assignment, student)
 
 
-def _in_child(job, deadline, assignment, student):
+def _in_child(job, deadline, assignment, student, memory=JOB_MEMORY):
     """job() run in a forked child and its result, or a failed result if the child raised,
     died or overran `deadline` seconds (then it is killed; the sandboxes it started die with
-    it)."""
+    it). The child runs in a memory cgroup of `memory` bytes of its own when the command has
+    one to make it in (`cgroups.job_group`: started as root, on cgroup v1)."""
+    from course_tools import cgroups
+
+    group = cgroups.job_group(memory)
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: never returns
         os.close(read_end)
         try:
+            if group is not None:
+                group.enter_self()
             data = pickle.dumps(job())
         except BaseException:
             data = pickle.dumps(failed(assignment, student, "the grader raised an exception",
@@ -297,12 +305,16 @@ def _in_child(job, deadline, assignment, student):
         else:
             os.kill(pid, signal.SIGKILL)
     _, status = os.waitpid(pid, 0)
+    oom = group is not None and group.oom_kills()
+    if group is not None:
+        group.remove()
     if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL and time.monotonic() >= end:
         return failed(assignment, student, f"not done by its deadline of {deadline:g} s")
     try:
         return pickle.loads(b"".join(chunks))
     except Exception:
-        return failed(assignment, student, f"the grading process died (status {status})")
+        why = f": it needed more than its {memory / 2**30:g} GiB" if oom else ""
+        return failed(assignment, student, f"the grading process died (status {status}){why}")
 
 
 def skip_iri_grammar():
@@ -448,7 +460,7 @@ def autograde(assignments, *, workers=None, scheduler=None, force=False, config_
                     failures.add(a, s, f"submission refused: {e}")
         progress = Progress(len(jobs), log)
         with Gradebook(coursedir.db_url, coursedir.course_id) as gb:
-            for _, s, _ in jobs:  # student rows in nbgrader's order, whatever finishes first
+            for _, s, *_ in jobs:  # student rows in nbgrader's order, whatever finishes first
                 gb.update_or_create_student(s)
             for result in run(common, jobs):
                 a, s = result["assignment"], result["student"]

@@ -181,3 +181,51 @@ def test_a_relay_passes_messages_and_closes_on_a_flood():
             s.close(linger=0)
         ctx.term()
     assert not os.path.exists(relay.dir)
+
+
+# ---- what gets past the relay ends one job only (course_tools.cgroups.job_group)
+
+def as_grading_user(fn):
+    """fn()'s truthiness, computed in a child of this (root) process that became `nobody` in
+    the memory group that a grading command delegates to its grading user."""
+    import pwd
+
+    from course_tools import cgroups
+
+    user = pwd.getpwnam("nobody")
+    jobs = cgroups.delegate(user.pw_uid)
+    if jobs is None:
+        pytest.skip("no cgroup v1 memory hierarchy here")
+    try:
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                os.environ[cgroups.JOBS_ENV] = jobs
+                os.setgid(user.pw_gid)
+                os.setuid(user.pw_uid)
+                code = 0 if fn() else 1
+            finally:
+                os._exit(code)
+        return os.waitpid(pid, 0)[1] == 0
+    finally:
+        cgroups.remove_delegated(jobs)
+        assert not os.path.exists(jobs)
+
+
+def test_a_job_that_needs_too_much_memory_ends_alone():
+    """A grading job's child (course_tools.autograde._in_child) that allocates 600 MiB in a
+    group of 256 MiB is ended by the kernel and its job fails, saying so; the next job of the
+    same worker runs; no job group is left behind."""
+    from course_tools import cgroups
+    from course_tools.autograde import _in_child
+
+    def jobs():
+        swell = _in_child(lambda: len(bytearray(600 << 20).replace(b"\0", b"\1")), 60, "a", "s",
+                          memory=256 << 20)
+        fine = _in_child(lambda: {"ok": True}, 60, "a", "t", memory=256 << 20)
+        left = os.listdir(os.environ[cgroups.JOBS_ENV])
+        return (not swell["ok"] and "needed more than its 0.25 GiB" in swell["reason"]
+                and fine == {"ok": True} and not [d for d in left if d.startswith("job-")])
+
+    assert as_grading_user(jobs)

@@ -1,9 +1,9 @@
 # class: B
 # assignment: ex33_4_manual_bptt
 # batch: replay
-# attack: the answer cell shows a display with an id; backward, called on hidden inputs, updates
+# attack: the answer cell shows a display with an id; forward, called on hidden inputs, updates
 #    that display with them: the update lands in the answer cell, above every grade cell, whose
-#    outputs the feedback shows. A second display id made by backward itself is updated from
+#    outputs the feedback shows. A second display id made by forward itself is updated from
 #    the last cell (it would land in a grade cell's verdict).
 # deserve *: full
 from IPython.display import display, update_display
@@ -11,6 +11,8 @@ from IPython.display import display, update_display
 display("placeholder", display_id="leak")
 
 def forward(params, xs):
+    update_display(repr(xs.tolist()), display_id="leak")
+    display(repr(params["W_h"].tolist()), display_id="inside")
     hs = [np.zeros(len(params["b_h"]))]
     for x in xs:
         hs.append(np.tanh(params["W_h"] @ hs[-1] + params["W_x"] @ x + params["b_h"]))
@@ -18,8 +20,6 @@ def forward(params, xs):
 
 
 def backward(params, xs, hs, target):
-    update_display(repr(xs.tolist()), display_id="leak")
-    display(repr(params["W_h"].tolist()), display_id="inside")
     T = len(xs)
     y = params["W_y"] @ hs[T] + params["b_y"]
     dy = np.exp(y - y.max())

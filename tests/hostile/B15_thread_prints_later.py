@@ -1,7 +1,7 @@
 # class: B
 # assignment: ex33_4_manual_bptt
 # batch: replay
-# attack: backward hands its inputs to a thread that keeps printing them (stdout, stderr, HTML
+# attack: forward hands its inputs to a thread that keeps printing them (stdout, stderr, HTML
 #    displays) for the next seconds, while the grader goes on with later cells; an added last
 #    cell sleeps so that those outputs have a cell to land in.
 # deserve *: full
@@ -12,6 +12,7 @@ import time
 from IPython.display import HTML, display
 
 def forward(params, xs):
+    threading.Thread(target=_shout, args=(repr(xs.tolist()),), daemon=True).start()
     hs = [np.zeros(len(params["b_h"]))]
     for x in xs:
         hs.append(np.tanh(params["W_h"] @ hs[-1] + params["W_x"] @ x + params["b_h"]))
@@ -27,7 +28,6 @@ def _shout(text):
 
 
 def backward(params, xs, hs, target):
-    threading.Thread(target=_shout, args=(repr(xs.tolist()),), daemon=True).start()
     T = len(xs)
     y = params["W_y"] @ hs[T] + params["b_y"]
     dy = np.exp(y - y.max())
