@@ -705,8 +705,8 @@ def test_the_leak_check_fires_on_a_planted_leak(tmp_path):
     student, a, _, ref = hidden_references(b.course, b.assignments)[0]
     value = next(v for row in ref["xs"] for v in row if abs(v) >= 0.1)
     assert not leaks(b, b.course / "feedback")
-    for written in (repr(value), f"{value:.17g}", str(np.float64(value)), f"{value:.9f}"):
-        planted = tmp_path / written
+    for i, written in enumerate((repr(value), str(np.float64(value)), f"{value:.9f}")):
+        planted = tmp_path / str(i)
         shutil.copytree(b.course / "feedback", planted)
         page = planted / student / a / f"{a}.html"
         page.write_text(page.read_text().replace("</body>", f"<pre>{written}</pre></body>"))
@@ -714,7 +714,7 @@ def test_the_leak_check_fires_on_a_planted_leak(tmp_path):
 
 
 def recorded_inputs(course: Path, attack: Attack) -> set[str]:
-    """The xs B10's backward was called with, as its last cell printed them (JSON each)."""
+    """The xs B10's forward and backward were called with, as its last cell printed them."""
     a = attack.assignment
     nb = nbformat.read(course / "autograded" / attack.student / a / f"{a}.ipynb", as_version=4)
     text = "".join(o.get("text", "") for o in nb.cells[-1].outputs if o.output_type == "stream")
@@ -722,10 +722,11 @@ def recorded_inputs(course: Path, attack: Attack) -> set[str]:
 
 
 def test_a_regrade_draws_new_inputs_and_each_run_is_reproducible(tmp_path):
-    """B10 printed every input its backward saw (in the autograded notebook, the instructor's;
+    """B10 printed every input its functions saw (in the autograded notebook, the instructor's;
     its feedback shows none: test_no_feedback_leaks_…). Regraded with the documented command, it
-    sees other hidden inputs, and in each run the hidden inputs it saw are those that the run's
-    recorded nonce and the course secret give."""
+    sees other hidden inputs; in each run, the hidden inputs it saw are those that the run's
+    recorded nonce and the course secret give; and graded with a recorded nonce
+    (INSTRUCTORS.md), it sees that run's inputs again."""
     b = graded("replay", "parallel")
     attack = next(a for a in b.attacks if a.name.startswith("B10"))
     course = tmp_path / "course"
@@ -737,10 +738,14 @@ def test_a_regrade_draws_new_inputs_and_each_run_is_reproducible(tmp_path):
         if student == attack.student:
             drawn.setdefault(nonce, set()).add(json.dumps(ref["xs"]))
     assert len(drawn) == 2, drawn.keys()
-    first, second = drawn.values()
+    (nonce, first), (_, second) = drawn.items()
     seen = [recorded_inputs(b.course, attack), recorded_inputs(course, attack)]
     assert first <= seen[0] and second <= seen[1]
     assert not first & seen[1] and not second & seen[0]
+    again = run(course, f"nbgrader autograde {attack.assignment} --student {attack.student} "
+                        f"--force --VerdictExecute.run_nonce={nonce}")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert recorded_inputs(course, attack) == seen[0]
 
 
 def test_no_grader_process_swells_on_a_huge_output():

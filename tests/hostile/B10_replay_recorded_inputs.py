@@ -1,8 +1,9 @@
 # class: B
 # assignment: ex33_4_manual_bptt
 # batch: replay
-# attack: issue 23: an honest backward that records every input it is called with; an added
-#    last cell prints them all at full precision, to answer from a table at the next grading.
+# attack: issue 23: an honest forward and backward that record every input they are called
+#    with; an added last cell prints them all at full precision, to answer from a table at the
+#    next grading.
 #    The regrade must draw other inputs, the feedback show none of them
 #    (test_a_regrade_draws_new_inputs_and_each_run_is_reproducible).
 # deserve *: full
@@ -11,6 +12,7 @@ import json
 RECORDED = []
 
 def forward(params, xs):
+    RECORDED.append({"xs": xs.tolist(), "W_h": params["W_h"].tolist()})
     hs = [np.zeros(len(params["b_h"]))]
     for x in xs:
         hs.append(np.tanh(params["W_h"] @ hs[-1] + params["W_x"] @ x + params["b_h"]))
