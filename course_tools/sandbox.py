@@ -546,8 +546,14 @@ class SandboxExecute(Execute):
         return cell, resources
 
     def _reconnect(self):
+        """New channels; a kernel that does not answer on them within 60 s (it floods them
+        still) is ended, and the later cells score 0 as after its death."""
         self.kc.reconnect()
-        run_sync(self.kc.wait_for_ready)(timeout=60)
+        try:
+            run_sync(self.kc.wait_for_ready)(timeout=60)
+        except RuntimeError:
+            self.kernel_dead = "the kernel kept sending oversized messages"
+            run_sync(self.km.shutdown_kernel)(now=True)
 
     async def async_execute_cell(self, cell, cell_index, **kw):
         watcher = asyncio.ensure_future(self._watch_dropped())
