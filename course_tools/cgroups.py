@@ -176,13 +176,16 @@ def detect(mounts_file="/proc/self/mounts", cgroup_file="/proc/self/cgroup"):
 
 def delegate(uid, mounts_file="/proc/self/mounts", cgroup_file="/proc/self/cgroup"):
     """As root: a new v1 memory group under this process's, in which user `uid` may make groups
-    (its directory, cgroup.procs and tasks are the user's); None without a v1 memory hierarchy."""
+    (its directory, cgroup.procs and tasks are the user's); None without a writable v1 memory
+    hierarchy."""
     v1, _ = mounts(mounts_file)
     if "memory" not in v1:
         return None
     mine = os.path.join(v1["memory"], own_groups(cgroup_file).get("memory", "/").lstrip("/"))
-    group = os.path.join(mine if os.path.isdir(mine) else v1["memory"],
-                         f"grader-{uuid.uuid4().hex[:12]}")
+    parent = mine if os.path.isdir(mine) else v1["memory"]
+    if not os.access(parent, os.W_OK):
+        return None
+    group = os.path.join(parent, f"grader-{uuid.uuid4().hex[:12]}")
     os.mkdir(group, 0o755)
     for name in ("", "cgroup.procs", "tasks"):
         os.chown(os.path.join(group, name), uid, -1)
