@@ -44,10 +44,13 @@ timeout; gradebook integrity and rows; the repository, submitted/, release/ and 
 file beside the course unchanged (everything but autograded/, feedback/, references/, the
 gradebook), disk use; autograded/ holding only the graded notebook and submitted plain files;
 feedback holding HTML and the student's own submitted files unchanged, free of hidden-test
-source, hidden reference values (JSON in the course directory but for the public self-checks'
-seeds), files named *secret* there, the gradebook and the host file.
+source, hidden reference values (of every run course/grading_runs.csv records, recomputed from
+the secret and the run's nonce; JSON in the course directory but for the public self-checks'
+seeds), files named *secret* there, the gradebook and the host file; that check fires on a
+planted leak. Batch "replay": a regrade draws new hidden inputs, and a recorded nonce gives a
+run's inputs again.
 Class H: the formgrader's page of the submission, fetched over HTTP, has no live student markup.
-E04, E05: no grader-side process (not a kernel) above 1 GiB.
+E04-E08: no grader-side process (not a kernel) above 1 GiB.
 """
 
 from __future__ import annotations
