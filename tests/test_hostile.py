@@ -55,11 +55,13 @@ E04-E08: no grader-side process (not a kernel) above 1 GiB.
 
 from __future__ import annotations
 
+import bisect
 import csv
 import functools
 import hashlib
 import html
 import json
+import math
 import os
 import pwd
 import re
@@ -611,10 +613,10 @@ def hidden_references(course: Path, assignments) -> list[tuple[str, str, str, di
     return out
 
 
-def secrets(b: Batch) -> tuple[list[str], set[str]]:
-    """(hidden-test source lines and the course secret, hidden reference values rounded to 9
-    significant digits (`shown`): the references of every student's hidden inputs in every
-    recorded run, and any JSON in the course)."""
+def secrets(b: Batch) -> tuple[list[str], list[float]]:
+    """(hidden-test source lines and the course secret, sorted hidden reference values
+    (`telling`): the references of every student's hidden inputs in every recorded run, and any
+    JSON in the course)."""
     lines, values_of = [], [ref for *_, ref in hidden_references(b.course, b.assignments)]
     if (b.course / "grading_secret").is_file():
         lines.append((b.course / "grading_secret").read_bytes().hex())
@@ -626,9 +628,7 @@ def secrets(b: Batch) -> tuple[list[str], set[str]]:
                 lines += [s.strip() for s in block.splitlines() if len(s.strip()) >= 12]
     public = {(a, s) for a in b.assignments for s in re.findall(
         r"seed=(\d+)", (ROOT / "exercises" / a / f"{a}.ipynb").read_text())}
-    values: set[str] = set()
-    for data in values_of:
-        values |= shown(_numbers(data))
+    values = [v for data in values_of for v in telling(_numbers(data))]
     for p in b.course.rglob("*"):
         rel = p.relative_to(b.course).parts
         if rel[0] in ("submitted", "autograded", "feedback", "release", "downloaded"):
@@ -644,15 +644,29 @@ def secrets(b: Batch) -> tuple[list[str], set[str]]:
                 data = json.loads(p.read_text())
             except (ValueError, UnicodeDecodeError):
                 continue
-            values |= shown(_numbers(data))
-    return lines, values
+            values += telling(_numbers(data))
+    return lines, sorted(values)
 
 
-def shown(numbers) -> set[str]:
-    """`numbers` as a leak check compares them: 9 significant digits (7 match by coincidence
-    among thousands), neither tiny nor round."""
-    return {s for s in (f"{v:.8e}" for v in numbers if abs(v) > 1e-3)
-            if not re.match(r"-?\d\.\d\d000000e", s)}
+def telling(numbers) -> list[float]:
+    """The `numbers` a leak check looks for: neither tiny nor round (at 9 digits)."""
+    return [v for v in numbers
+            if abs(v) > 1e-3 and not re.match(r"-?\d\.\d\d000000e", f"{v:.8e}")]
+
+
+def hidden_in(text: str, values: list[float]) -> list[str]:
+    """The numbers written in `text` with 9 significant digits or more (7 match by coincidence
+    among thousands) that equal one of the sorted `values` to the precision written."""
+    found = []
+    for n in re.findall(r"-?(?:0\.0*[1-9]\d{8,}|[1-9]\d*\.\d{8,})(?:e[-+]?\d+)?", text):
+        w, digits = float(n), len(re.sub(r"^-?0*\.?0*|[.]|e.*$", "", n))
+        if w == 0:
+            continue
+        tol = 0.5 * 10 ** (math.floor(math.log10(abs(w))) - digits + 1)
+        i = bisect.bisect_left(values, w - tol)
+        if i < len(values) and values[i] <= w + tol:
+            found.append(n)
+    return found
 
 
 def _numbers(x):
@@ -683,11 +697,8 @@ def leaks(b: Batch, feedback: Path) -> list[str]:
             continue
         text = html.unescape(p.read_text(errors="replace"))
         found += [f"{where}: hidden test source {line!r}" for line in lines if line in text][:1]
-        # numbers written with 9 significant digits or more, compared at 9
-        written = shown(float(n) for n in re.findall(
-            r"-?(?:0\.0*[1-9]\d{8,}|[1-9]\d*\.\d{8,})(?:e[-+]?\d+)?", text))
-        if written & values:
-            found.append(f"{where}: hidden values {sorted(written & values)[:3]}")
+        if leaked := hidden_in(text, values):
+            found.append(f"{where}: hidden values {leaked[:3]}")
         found += [f"{where}: {what}" for what in ("SQLite format 3", "host secret")
                   if what in text]
     return found
@@ -708,7 +719,8 @@ def test_the_leak_check_fires_on_a_planted_leak(tmp_path):
     student, a, _, ref = hidden_references(b.course, b.assignments)[0]
     value = next(v for row in ref["xs"] for v in row if abs(v) >= 0.1)
     assert not leaks(b, b.course / "feedback")
-    for i, written in enumerate((repr(value), str(np.float64(value)), f"{value:.9f}")):
+    for i, written in enumerate((repr(value), str(np.float64(value)), f"{value:.9g}",
+                                 f"{value:.10f}", f"{value:.12e}")):
         planted = tmp_path / str(i)
         shutil.copytree(b.course / "feedback", planted)
         page = planted / student / a / f"{a}.html"
