@@ -32,6 +32,7 @@ from course_tools.instructor import (
     CourseCsvExport,
     DropUnreleasedCells,
     FeedbackClearHiddenTests,
+    HideOutputsAfterHiddenInputs,
     autograde_hook,
     quiet_upstream_warnings,
     use_safe_autograde,
@@ -134,9 +135,9 @@ c.LimitOutput.max_traceback = 40
 # student from this secret: keep it in the course directory, never in git or a sandbox.
 c.VerdictExecute.secret_file = os.path.join(COURSE, "grading_secret")
 
-# --- feedback: never show the hidden tests ------------------------------------------------------
-c.GenerateFeedback.preprocessors = [FeedbackClearHiddenTests, GetGrades,
-                                    CSSHTMLHeaderPreprocessor]
+# --- feedback: never show the hidden tests, nor what student code did after it saw hidden inputs -
+c.GenerateFeedback.preprocessors = [FeedbackClearHiddenTests, HideOutputsAfterHiddenInputs,
+                                    GetGrades, CSSHTMLHeaderPreprocessor]
 
 # --- sandbox: every student kernel runs in bubblewrap, no network, limits (INSTRUCTORS.md) ------
 # On by default; grading refuses if it cannot start. Opt out only explicitly: COURSE_SANDBOX=off.

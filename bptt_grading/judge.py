@@ -218,8 +218,7 @@ def as_list(name: str, value, shape: tuple[int, ...], *, float64: bool = True) -
     if value is None:
         fail(f"{name} is missing: your function returned None")
     if not isinstance(value, Array):
-        got = value.cls if isinstance(value, Record) else type(value).__name__
-        fail(f"{name} should be a NumPy array, got {got}")
+        fail(f"{name} should be a NumPy array, got {_kind(value)}")
     if "complex" in value.dtype:
         fail(f"{name} came back complex ({value.dtype}): return real numbers")
     if float64 and value.dtype != "float64":
@@ -371,6 +370,12 @@ def _raised(e: Raised) -> str:
     return f"{e.name}(…) raised {e.kind}: {e.message}"
 
 
+def _kind(value) -> str:
+    """What a value the student's code returned is, without quoting it (on hidden inputs, its
+    text or class name could carry them into the feedback)."""
+    return "an object" if isinstance(value, Record) else f"a {type(value).__name__}"
+
+
 def _call(student: Student, fn, *args, **kwargs):
     """The student's fn(*args, **kwargs); an exception becomes a readable failure."""
     try:
@@ -389,7 +394,7 @@ def _scalar(name: str, value) -> float | None:
         return float(value.data)
     if value is None or isinstance(value, int | float) and not isinstance(value, bool):
         return None if value is None else float(value)
-    fail(f"{name} must be a number (a float or a 0-d tensor), got {value!r}"[:300])
+    fail(f"{name} must be a number (a float or a 0-d tensor), got {_kind(value)}")
 
 
 # ---------------------------------------------------------------- 33.1: W_x gradient
@@ -457,7 +462,8 @@ def check_33_2(part: str, student: Student, ref: dict) -> None:
                     HINTS["sigma"].format(sigma=case["sigma"]) if got == case["by_sigma"] else
                     HINTS["real_part"].format(re=case["max_re"]) if got == case["by_re"] else
                     "")
-            fail(f"classify(W_h) returned {got!r} for a W_h with spectral radius ρ = "
+            shown = repr(got) if got in ("vanishing", "exploding", "neither") else _kind(got)
+            fail(f"classify(W_h) returned {shown} for a W_h with spectral radius ρ = "
                  f"{case['rho']:.17g} (σ_max = {case['sigma']:.3f}); expected "
                  f"{case['label']!r}. ρ = max|λ_i| decides W_h^n as n grows: |λ_i|^n → 0 for "
                  "every i when ρ < 1; some |λ_i|^n → ∞ when ρ > 1. " + hint)
@@ -520,6 +526,9 @@ def check_33_3(part: str, student: Student, ref: dict, seed: int) -> None:
 
 # ---------------------------------------------------------------- 33.4: manual BPTT
 
+GRADIENT_NAMES = ("W_x", "W_h", "b_h", "W_y", "b_y", "h")  # the keys of backward's dict
+
+
 def check_33_4(part: str, student: Student, ref: dict) -> None:
     """part: 'forward' | 'W_y' (with b_y) | 'h' | 'W_h' | 'W_x' | 'b_h'."""
     p, xs, target = {k: _arr(v) for k, v in ref["params"].items()}, _arr(ref["xs"]), ref["target"]
@@ -535,7 +544,9 @@ def check_33_4(part: str, student: Student, ref: dict) -> None:
     names = {"W_y": ["W_y", "b_y"]}.get(part, [part])
     for name in names:
         if name not in grads:
-            fail(f"backward's result has no key {name!r} (keys: {sorted(map(str, grads))})")
+            known = sorted(k for k in grads if k in GRADIENT_NAMES)
+            fail(f"backward's result has no key {name!r} (its keys: {known}"
+                 f"{f' and {len(grads) - len(known)} more' if len(grads) > len(known) else ''})")
     label = "∂L/∂h_t (rows t = 1..T)"
     if part == "h":
         mine = as_list(label, grads["h"], _shape(ref["grads"]["h"]))

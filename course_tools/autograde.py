@@ -10,9 +10,12 @@ Run it where `nbgrader_config.py` is, like nbgrader. One pool of workers grades 
 one submission (student, assignment) per job, each with nbgrader's Autograde (as SafeAutograde,
 so the course's config, the sandbox included, applies unchanged) in the worker's private copy of
 the course: the config, the gradebook's assignments (no student's rows: a job carries only its own
-submission's) and the assignments' source files, set up once per batch. The worker sends back
-the autograded files and the submission's rows of its gradebook; this process alone writes them
-into the real course as they arrive, so SQLite never sees two writers.
+submission's) and the assignments' source files, set up once per batch. Each job carries the key
+of its own grading run (`course_tools.verdicts.run_key`: the course secret never leaves this
+process, and the worker's copy has none), whose nonce this process records in the course's
+`grading_runs.csv`. The worker sends back the autograded files and the submission's rows of its
+gradebook; this process alone writes them into the real course as they arrive, so SQLite never
+sees two writers.
 Workers are local processes (`--workers`, default: the machine's cores), started before anything
 else so their imports overlap this process's and, from 2 up to as many as there are CPUs, each
 pinned to a CPU of its own with the kernels it starts; or, with `--scheduler`, the workers of a
@@ -72,6 +75,7 @@ _one_at_a_time = threading.Lock()
 _private_course = None  # this worker's PrivateCourse, for the batch it last graded
 STEPS = ("source", "release", "submitted", "autograded", "feedback")
 DEADLINE = 600  # seconds per job, by default
+JOB_MEMORY = 1 << 30  # bytes a job's process may use (its memory cgroup, when there is one)
 FAILURES = "autograde_failures.csv"  # in the course directory: the last batch's failed jobs
 DASK_PEM = "dask.pem"  # in the course directory: its Dask cluster's key and certificate (0600)
 COLUMNS = {  # gradebook state that autograde writes, per object
@@ -199,9 +203,10 @@ class PrivateCourse:
         steps = self.config.Autograde.get("autograde_preprocessors", [])
         return any(isinstance(s, type) and issubclass(s, VerdictExecute) for s in steps)
 
-    def grade(self, assignment, student, files, rows):
+    def grade(self, assignment, student, files, rows, key=""):
         """Autograde one submission (`files` under submitted/, `rows` its gradebook rows from
-        submission_state, or None); return files, state and log."""
+        submission_state, or None), drawing its hidden inputs from the run key `key` (hex);
+        return files, state and log."""
         from nbgrader.api import Gradebook
         from nbgrader.coursedir import CourseDirectory
         from nbgrader.utils import capture_log
@@ -209,6 +214,7 @@ class PrivateCourse:
         from course_tools.instructor import Intake, SafeAutograde
 
         write_tree(self.root, files)
+        self.config.VerdictExecute.run_key = key
         coursedir = CourseDirectory(config=self.config, assignment_id=assignment,
                                     student_id=student)
         if rows is not None:  # as the course's gradebook has them (a regrade)
@@ -250,14 +256,15 @@ def failed(assignment, student, reason, log=""):
             "log": log, "state": None, "files": {}}
 
 
-def grade_submission(common, assignment, student, files, rows=None):
+def grade_submission(common, assignment, student, files, rows=None, key=""):
     """Worker: autograde one submission (its files and gradebook rows) in this worker's private
-    copy of the course.
+    copy of the course, on the hidden inputs of run key `key`.
 
     Runs nbgrader's Autograde in a forked child of this process, which has its imports already (a
     fresh `nbgrader` process per submission would pay seconds of imports each time), killed with
-    the kernels it started if it is not done by `common["deadline"]` seconds; Autograde chdirs,
-    so one submission at a time per process.
+    the kernels it started if it is not done by `common["deadline"]` seconds, or by the kernel if
+    it needs more than JOB_MEMORY (`_in_child`); Autograde chdirs, so one submission at a time per
+    process.
     """
     global _private_course
     if os.geteuid() == 0 and _in_dask():
@@ -270,21 +277,28 @@ def grade_submission(common, assignment, student, files, rows=None):
                 _private_course.remove()
             _private_course = PrivateCourse(common)
         try:
-            return _in_child(partial(_private_course.grade, assignment, student, files, rows),
+            return _in_child(partial(_private_course.grade, assignment, student, files, rows,
+                                     key),
                              common["deadline"], assignment, student)
         finally:
             _private_course.clear(assignment, student)
 
 
-def _in_child(job, deadline, assignment, student):
+def _in_child(job, deadline, assignment, student, memory=JOB_MEMORY):
     """job() run in a forked child and its result, or a failed result if the child raised,
     died or overran `deadline` seconds (then it is killed; the sandboxes it started die with
-    it)."""
+    it). The child runs in a memory cgroup of `memory` bytes of its own when the command has
+    one to make it in (`cgroups.job_group`: started as root, on cgroup v1)."""
+    from course_tools import cgroups
+
+    group = cgroups.job_group(memory)
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: never returns
         os.close(read_end)
         try:
+            if group is not None:
+                group.enter_self()
             data = pickle.dumps(job())
         except BaseException:
             data = pickle.dumps(failed(assignment, student, "the grader raised an exception",
@@ -303,12 +317,16 @@ def _in_child(job, deadline, assignment, student):
         else:
             os.kill(pid, signal.SIGKILL)
     _, status = os.waitpid(pid, 0)
+    oom = group is not None and group.oom_kills()
+    if group is not None:
+        group.remove()
     if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL and time.monotonic() >= end:
         return failed(assignment, student, f"not done by its deadline of {deadline:g} s")
     try:
         return pickle.loads(b"".join(chunks))
     except Exception:
-        return failed(assignment, student, f"the grading process died (status {status})")
+        why = f": it needed more than its {memory / 2**30:g} GiB" if oom else ""
+        return failed(assignment, student, f"the grading process died (status {status}){why}")
 
 
 def skip_iri_grammar():
@@ -425,6 +443,7 @@ def autograde(assignments, *, workers=None, scheduler=None, force=False, config_
         from course_tools.instructor import Intake
         from course_tools.privileged import launcher
         from course_tools.sandbox import Sandbox, SandboxUnavailable
+        from course_tools.verdicts import new_run, record_runs
 
         coursedir, config, config_text = load_course(os.path.abspath(config_dir))
         if Sandbox(config=config).enabled:
@@ -447,16 +466,19 @@ def autograde(assignments, *, workers=None, scheduler=None, force=False, config_
             log(f"autograding {a}: {len(students)} submissions")
         log(f"on Dask scheduler {scheduler}" if scheduler
             else f"on {workers or os.cpu_count()} workers")
-        failures = FailureLog(os.path.dirname(coursedir.db_url.removeprefix("sqlite:///")), log)
-        done, jobs, limits = {}, [], Intake(config=config).limits()
+        course = os.path.dirname(coursedir.db_url.removeprefix("sqlite:///"))
+        failures = FailureLog(course, log)
+        done, jobs, nonces, limits = {}, [], {}, Intake(config=config).limits()
+        secret_file = config.VerdictExecute.get("secret_file")
         with Gradebook(coursedir.db_url, coursedir.course_id) as gb:
             for a, students in batch.items():
                 for s in students:
                     try:
-                        jobs.append((a, s, read_tree(path("submitted", s, a),
-                                                     os.path.join("submitted", s, a), limits,
-                                                     trusted=path("submitted", ".", ".")),
-                                     submission_state(gb, a, s)))
+                        files = read_tree(path("submitted", s, a),
+                                          os.path.join("submitted", s, a), limits,
+                                          trusted=path("submitted", ".", "."))
+                        nonces[a, s], key = new_run(secret_file) if secret_file else ("", "")
+                        jobs.append((a, s, files, submission_state(gb, a, s), key))
                     except Refused as e:
                         done[a, s] = False
                         failures.add(a, s, f"submission refused: {e}")
@@ -468,6 +490,9 @@ def autograde(assignments, *, workers=None, scheduler=None, force=False, config_
                 a, s = result["assignment"], result["student"]
                 try:
                     record(gb, path("autograded", s, a), result)
+                    if nonces.get((a, s)) and result["state"] is not None:
+                        record_runs(course, [(a, s, os.path.basename(f)[:-6], nonces[a, s])
+                                             for f in result["files"] if f.endswith(".ipynb")])
                 except Exception as e:
                     gb.db.rollback()
                     result = failed(a, s, f"its result could not be recorded: {e!r}",

@@ -1,10 +1,18 @@
-"""A cgroup per sandboxed kernel: memory with its children, process count, a fixed CPU set.
+"""A cgroup per sandboxed kernel: memory with its children, process count, a fixed CPU set; and
+a memory group per grading job (`delegate`, `job_group`).
 
 cgroup v1 (a hierarchy per controller, each under the grader's own group in it) or v2 (the unified
 hierarchy with memory, pids and cpuset controllers available: groups under `<mount>/course-sandbox`,
 which is created with the controllers enabled). `detect` picks v1 if its three controllers are
 mounted, else v2, else raises CgroupUnavailable. Creating groups and moving a process into them
 needs root.
+
+Grading jobs (course_tools.autograde) run as the unprivileged grading user, in a memory group of
+their own each, so that whatever a kernel makes the grader hold ends that job only: as root, the
+command makes a group in the v1 memory hierarchy and gives it to the grading user (`delegate`,
+named by the environment variable JOBS_ENV), who makes each job's group in it (`job_group`).
+Without a v1 memory hierarchy (v2 delegation would need the grading processes moved into it:
+not done), jobs get no group of their own.
 """
 
 import os
@@ -14,6 +22,7 @@ import uuid
 
 CONTROLLERS = ("memory", "pids", "cpuset")
 V2_PARENT = "course-sandbox"
+JOBS_ENV = "COURSE_JOB_CGROUP"  # the grading user's memory group, for one group per job
 # The first process run in a sandbox: puts itself into the groups (its arguments up to "--", all
 # cgroup.procs paths chosen by the grader), then becomes the rest of the command.
 ENTER = ['/bin/sh', '-c',
@@ -163,3 +172,65 @@ def detect(mounts_file="/proc/self/mounts", cgroup_file="/proc/self/cgroup"):
     except OSError as e:
         raise CgroupUnavailable(f"cannot set up cgroup v2 group {parent}: {e}") from e
     return Hierarchy(2, [parent])
+
+
+def delegate(uid, mounts_file="/proc/self/mounts", cgroup_file="/proc/self/cgroup"):
+    """As root: a new v1 memory group under this process's, in which user `uid` may make groups
+    (its directory, cgroup.procs and tasks are the user's); None without a writable v1 memory
+    hierarchy."""
+    v1, _ = mounts(mounts_file)
+    if "memory" not in v1:
+        return None
+    mine = os.path.join(v1["memory"], own_groups(cgroup_file).get("memory", "/").lstrip("/"))
+    parent = mine if os.path.isdir(mine) else v1["memory"]
+    if not os.access(parent, os.W_OK):
+        return None
+    group = os.path.join(parent, f"grader-{uuid.uuid4().hex[:12]}")
+    os.mkdir(group, 0o755)
+    for name in ("", "cgroup.procs", "tasks"):
+        os.chown(os.path.join(group, name), uid, -1)
+    return group
+
+
+def job_group(memory):
+    """A new memory group of `memory` bytes (swap included) for one grading job, in the
+    command's delegated group (JOBS_ENV), or None if there is none; `enter_self` moves a
+    process in (its children follow), `remove` kills what is left and removes it."""
+    parent = os.environ.get(JOBS_ENV)
+    if not parent:
+        return None
+    group = JobCgroup([os.path.join(parent, f"job-{uuid.uuid4().hex[:12]}")])
+    try:
+        os.mkdir(group.dirs[0], 0o755)
+        _write(f"{group.dirs[0]}/memory.limit_in_bytes", memory)
+        if os.path.exists(f"{group.dirs[0]}/memory.memsw.limit_in_bytes"):
+            _write(f"{group.dirs[0]}/memory.memsw.limit_in_bytes", memory)
+    except BaseException:
+        group.remove(timeout=0)
+        raise
+    return group
+
+
+class JobCgroup(KernelCgroup):
+    """One grading job's memory group."""
+
+    def enter_self(self):
+        _write(os.path.join(self.dirs[0], "cgroup.procs"), os.getpid())
+
+    def oom_kills(self) -> int:
+        """How many of its processes the kernel's OOM killer ended."""
+        try:
+            events = dict(line.split() for line in
+                          _read(os.path.join(self.dirs[0], "memory.oom_control")).splitlines())
+        except (OSError, ValueError):
+            return 0
+        return int(events.get("oom_kill", 0))
+
+
+def remove_delegated(group, timeout=5.0):
+    """As root, at the end of the command: remove `group` (`delegate`) and what jobs left in it."""
+    for name in os.listdir(group):
+        path = os.path.join(group, name)
+        if os.path.isdir(path):
+            KernelCgroup([path]).remove(timeout)
+    KernelCgroup([group]).remove(timeout)

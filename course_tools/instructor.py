@@ -10,6 +10,7 @@ import warnings
 from functools import partial
 
 from nbconvert.writers import FilesWriter
+from nbformat.v4 import new_output
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.converters import Autograde
 from nbgrader.converters.base import NbGraderException
@@ -40,6 +41,30 @@ class FeedbackClearHiddenTests(ClearHiddenTests):
 
     display_data_priority = List(ClearHiddenTests.display_data_priority.default_value
                                  ).tag(config=True)
+
+
+class HideOutputsAfterHiddenInputs(NbGraderPreprocessor):
+    """Feedback shows nothing the student's code printed, raised or displayed once it could have
+    seen hidden inputs: from the first autograded grade cell on (`verdicts.judged`), such a cell
+    shows only the grader's verdicts (its error outputs, rebuilt from their name and text) and
+    every other code cell one fixed note instead of its outputs. The autograded notebook, the
+    instructor's, keeps them all."""
+
+    note = "(outputs not shown in feedback: this cell ran after the hidden tests began)\n"
+
+    def preprocess(self, nb, resources):
+        from course_tools.verdicts import judged
+
+        began = False
+        for cell in (c for c in nb.cells if c.cell_type == "code"):
+            began = began or judged(cell)
+            if judged(cell):
+                cell.outputs = [new_output("error", ename=o.ename, evalue=o.evalue,
+                                           traceback=[f"{o.ename}: {o.evalue}"])
+                                for o in cell.outputs if o.output_type == "error"]
+            elif began and cell.outputs:
+                cell.outputs = [new_output("stream", name="stdout", text=self.note)]
+        return nb, resources
 
 
 class NotGenerated(Exception):

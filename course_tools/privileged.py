@@ -52,6 +52,7 @@ import tempfile
 import threading
 import time
 
+from course_tools import cgroups
 from course_tools.safefiles import adopt
 from course_tools.sandbox import CHANNELS, Sandbox, SandboxUnavailable, private_dir
 
@@ -241,11 +242,11 @@ def serve(listener, parent, kernels, uid):
         threading.Thread(target=handle, args=(conn,), daemon=True).start()
 
 
-def start_launcher(kernels, uid, home):
+def start_launcher(kernels, uid, home, jobs=None):
     """Fork the launcher (it keeps this process's root) for grading user `uid`; return its
     socket's path and this process's end of a pipe (inherited across exec): the launcher ends
     when every process holding that end has closed it, removing directory `home` (the grading
-    user's)."""
+    user's) and the jobs' memory group `jobs` (`cgroups.delegate`)."""
     directory = private_dir(kernels.gid)
     address = os.path.join(directory, "launcher")
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -262,6 +263,8 @@ def start_launcher(kernels, uid, home):
         finally:
             for d in (directory, home):
                 shutil.rmtree(d, ignore_errors=True)
+            if jobs:
+                cgroups.remove_delegated(jobs)
             os._exit(0)
     os.close(parent)
     listener.close()
@@ -349,9 +352,10 @@ def become_grader(config, course):
     adopt(course, user.pw_uid, user.pw_gid)  # what root put in the course since: the grader's
     home = tempfile.mkdtemp(prefix="grader-")  # (IPython, matplotlib, jupyter write there)
     os.chown(home, user.pw_uid, user.pw_gid)
-    address, _ = start_launcher(Kernels(sandbox, user.pw_gid), user.pw_uid, home)
+    jobs = cgroups.delegate(user.pw_uid)  # a memory group per grading job (course_tools.autograde)
+    address, _ = start_launcher(Kernels(sandbox, user.pw_gid), user.pw_uid, home, jobs)
     os.environ.update({ENV: address, "HOME": home, "USER": user.pw_name,
-                       "LOGNAME": user.pw_name})
+                       "LOGNAME": user.pw_name, **({cgroups.JOBS_ENV: jobs} if jobs else {})})
     drop_privileges(user)
 
 

@@ -6,9 +6,16 @@ look. So the grader never connects to a kernel's ipc endpoints itself. Each endp
 in the grader's own process (`KernelRelay`), a unix socket in a directory of the grader's, which
 passes bytes through and follows the kernel's side of the stream with `FrameLimit` (ZMTP 3:
 a 64-byte greeting, then frames of flags, a 1- or 8-byte length and a body). The moment a
-frame's header takes its message past the limit, before its body is read, the relay closes both
-connections: the grader's ZMQ socket sees a disconnection, holding at most `limit` bytes of an
-incomplete message, which it discards.
+frame's header takes its message past the limit (its bytes, or `MAX_FRAMES` frames: an empty
+frame costs the grader a message part of ~100 bytes for 2 on the wire), before its body is read,
+the relay closes both connections: the grader's ZMQ socket sees a disconnection, holding at most
+`limit` bytes of an incomplete message, which it discards.
+
+Whole messages are bounded where they wait: every grader socket on a sandboxed kernel holds at
+most `QUEUED` of them (its RCVHWM; `course_tools.sandbox.BoundedSockets`). When they are not
+read (stdin, which grading never reads; iopub between cells), ZMQ stops reading the stream, the
+relay blocks in `sendall` and stops reading from the kernel, and the kernel's own socket queues
+or drops them, in the kernel's memory.
 """
 
 from __future__ import annotations
@@ -23,20 +30,23 @@ GREETING = 64                       # ZMTP 3 greeting: signature, version, mecha
 MORE, LONG, COMMAND = 1, 2, 4       # frame flags
 NULL_MECHANISM = b"NULL".ljust(20, b"\0")
 CHUNK = 1 << 16
+MAX_FRAMES = 64                     # frames of one message: a jupyter message has 7 + buffers
+QUEUED = 4                          # whole messages a grader socket holds unread (RCVHWM)
 
 
 class FrameLimit:
     """One direction of a ZMTP stream, followed byte by byte: `feed(data)` is False from the
-    first chunk in which a message (its frames together) or a command exceeds `limit` bytes, or
-    the stream is not ZMTP ≥ 3 with the NULL mechanism (which jupyter uses; older revisions
-    frame differently, other mechanisms encrypt the frames)."""
+    first chunk in which a message (its frames together) or a command exceeds `limit` bytes or
+    `max_frames` frames, or the stream is not ZMTP ≥ 3 with the NULL mechanism (which jupyter
+    uses; older revisions frame differently, other mechanisms encrypt the frames)."""
 
-    def __init__(self, limit: int):
-        self.limit = limit
+    def __init__(self, limit: int, max_frames: int = MAX_FRAMES):
+        self.limit, self.max_frames = limit, max_frames
         self.greeting = b""
         self.header = b""   # the current frame's flags and length, while incomplete
         self.body = 0       # bytes of the current frame's body still to come
         self.total = 0      # bytes of the current message so far
+        self.frames = 0     # frames of the current message so far
         self.ok = True
 
     def feed(self, data: bytes) -> bool:
@@ -59,8 +69,10 @@ class FrameLimit:
             elif len(self.header) == (9 if flags & LONG else 2):
                 self.body = int.from_bytes(self.header[1:], "big")
                 self.total += self.body
-                self.ok = self.total <= self.limit
-                self.total = self.total if flags & MORE else 0
+                self.frames += 1
+                self.ok = self.total <= self.limit and self.frames <= self.max_frames
+                if not flags & MORE:
+                    self.total = self.frames = 0
                 self.header = b""
         return self.ok
 

@@ -49,7 +49,7 @@ from traitlets.config import Configurable
 
 from course_tools import cgroups
 from course_tools.kernels import PromptKernelClient, PromptKernelManager
-from course_tools.relay import KernelRelay
+from course_tools.relay import QUEUED, KernelRelay
 
 OPT_OUT_ENV = "COURSE_SANDBOX"
 WORKDIR = "/home/student"
@@ -367,10 +367,17 @@ _relays: dict[str, KernelRelay] = {}  # a sandboxed kernel's ipc prefix (its "ip
 class BoundedSockets:
     """Kernel-manager/client mixin: its ZMQ sockets reach a sandboxed kernel only through the
     kernel's `KernelRelay`, which closes a connection on which the kernel sends a message larger
-    than `Sandbox.max_message_size` (all its parts together) before the message is read; a
-    client (`watch`) also notices such disconnections (`dropped_messages`)."""
+    than `Sandbox.max_message_size` (all its parts together) before the message is read, and
+    each socket holds at most `relay.QUEUED` whole messages unread (RCVHWM, the context's
+    default: the heartbeat's socket too); a client (`watch`) also notices such disconnections
+    (`dropped_messages`)."""
 
     watch = False
+
+    def _context_default(self):
+        context = super()._context_default()
+        context.setsockopt(zmq.RCVHWM, QUEUED)
+        return context
 
     def _make_url(self, channel):
         relay = _relays.get(self.ip) if self.transport == "ipc" else None
@@ -607,8 +614,14 @@ class SandboxExecute(Execute):
         return cell, resources
 
     def _reconnect(self):
+        """New channels; a kernel that does not answer on them within 60 s (it floods them
+        still) is ended, and the later cells score 0 as after its death."""
         self.kc.reconnect()
-        run_sync(self.kc.wait_for_ready)(timeout=60)
+        try:
+            run_sync(self.kc.wait_for_ready)(timeout=60)
+        except RuntimeError:
+            self.kernel_dead = "the kernel kept sending oversized messages"
+            run_sync(self.km.shutdown_kernel)(now=True)
 
     async def async_execute_cell(self, cell, cell_index, **kw):
         watcher = asyncio.ensure_future(self._watch_dropped())

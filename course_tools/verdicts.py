@@ -2,15 +2,20 @@
 
 `VerdictExecute` is nbgrader's Execute, except for the autograded grade cells: their source (the
 public self-checks) is never sent to the kernel. For each, the grader draws the student's hidden
-seeds from the course secret, computes the references here (`course_tools.references`: those
-the cells' parts read, in a thread, while the kernel starts and runs the notebook), asks the
-kernel only for the values of the student's functions on those inputs (one probe per call:
-`bptt_grading.inkernel.answer`, whose one output of type MIME is the only thing read back),
-judges them here (`bptt_grading.judge`) and writes the verdict as the cell's only output: none
-(full points) or one error saying what is wrong (0 points, nbgrader's rule). Anything else the
-kernel does — outputs, hooks, reply statuses, patched builtins — can change only the values it
-sends; an answer that does not arrive scores 0. References, seeds and the secret never enter
-the kernel; hidden-test source does not exist.
+seeds from the course secret and a nonce of this grading run (`run_key`; the nonce is recorded in
+the course's RUNS file beside the gradebook, so a regrade draws new inputs and every grade can be
+reproduced: `--VerdictExecute.run_nonce=NONCE`), computes the references here
+(`course_tools.references`: those the cells' parts read, in a thread, while the kernel starts and
+runs the notebook), asks the kernel only for the values of the student's functions on those inputs
+(one probe per call: `bptt_grading.inkernel.answer`, whose one output of type MIME is the only
+thing read back), judges them here (`bptt_grading.judge`) and writes the verdict as the cell's only
+output: none (full points) or one error saying what is wrong (0 points, nbgrader's rule). Anything
+else the kernel does — outputs, hooks, reply statuses, patched builtins — can change only the
+values it sends; an answer that does not arrive scores 0. References, seeds and the secret never
+enter the kernel; hidden-test source does not exist. An exception the student's function raises on
+a hidden input reaches the verdict as its built-in type only, never its text; and once the first
+grade cell has run, no display the kernel updates lands in a cell above (the feedback shows no
+output made after it: `course_tools.instructor.HideOutputsAfterHiddenInputs`).
 
 Which parts a grade cell grades is read from its source as the course's `solutions/` has it
 (OverwriteCells restores it before this runs): each `check_33_N("part", seed=s)` call there is
@@ -19,11 +24,14 @@ for the exercises that train models (`hidden_per_call`).
 """
 
 import ast
+import builtins
+import csv
 import hashlib
 import hmac
 import json
 import os
 import secrets
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from nbclient.exceptions import DeadKernelError
@@ -36,6 +44,9 @@ from bptt_grading import judge
 from bptt_grading.inkernel import MIME
 
 MAX_ANSWER = 8 * 2**20  # bytes of one answer, at most
+RUNS = "grading_runs.csv"  # beside the gradebook: (time, assignment, student, notebook, nonce)
+HIDDEN_MESSAGE = "(its message is not shown: it was raised on hidden inputs; the notebook's " \
+                 "self-check shows it on public ones)"
 
 
 def _reference(exercise: str, seed: int) -> dict:
@@ -98,10 +109,35 @@ def course_secret(path: str) -> bytes:
     return key
 
 
-def hidden_seed(secret: bytes, student: str, notebook: str, cell: str, i: int,
+def run_key(secret: bytes, nonce: str) -> bytes:
+    """The key one grading run draws its hidden seeds from: the course secret and the run's
+    nonce (hex)."""
+    return hmac.new(secret, b"run\0" + nonce.encode(), hashlib.sha256).digest()
+
+
+def new_run(secret_file: str) -> tuple[str, str]:
+    """(nonce, run key in hex) of a fresh grading run."""
+    nonce = secrets.token_hex(16)
+    return nonce, run_key(course_secret(secret_file), nonce).hex()
+
+
+def record_runs(directory: str, rows) -> None:
+    """Append (assignment, student, notebook, nonce) rows, with the time, to `directory`/RUNS
+    (created with its header; never through a link)."""
+    path = os.path.join(directory, RUNS)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "a", newline="") as f:
+        if f.tell() == 0:
+            csv.writer(f).writerow(["time", "assignment", "student", "notebook", "nonce"])
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        csv.writer(f).writerows([stamp, *row] for row in rows)
+
+
+def hidden_seed(key: bytes, student: str, notebook: str, cell: str, i: int,
                 parity: int) -> int:
-    """A seed no one can predict without the secret, one per (student, cell, call)."""
-    digest = hmac.new(secret, "\0".join((student, notebook, cell, str(i))).encode(),
+    """A seed no one can predict without the run's key (`run_key`), one per (student, cell,
+    call)."""
+    digest = hmac.new(key, "\0".join((student, notebook, cell, str(i))).encode(),
                       hashlib.sha256).digest()
     seed = 1000 + int.from_bytes(digest[:4], "big") % 2**30
     return seed - seed % 2 + parity % 2
@@ -126,9 +162,21 @@ class KernelStudent(judge.Channel):
             judge.fail(f"no answer from {name}(…) arrived from the notebook's kernel (did a "
                        "cell above fail, or the kernel stop?)")
         try:
-            return json.loads(answers[0])
+            return _without_text(json.loads(answers[0]))
         except (ValueError, RecursionError):
             judge.fail(f"the answer from {name}(…) could not be read")
+
+
+def _without_text(out):
+    """An answer whose exception (`inkernel.call`) is told by its first built-in class only:
+    its message and class names are the student's text, made on hidden inputs."""
+    if not isinstance(out, dict) or "raised" not in out:
+        return out
+    classes = out.get("classes")
+    known = [c for c in (classes if isinstance(classes, list) else [])
+             if isinstance(getattr(builtins, str(c), None), type)
+             and issubclass(getattr(builtins, c), BaseException)] or ["Exception"]
+    return {**out, "raised": known[0], "message": HIDDEN_MESSAGE, "classes": known}
 
 
 class VerdictExecute(Execute):
@@ -136,14 +184,21 @@ class VerdictExecute(Execute):
 
     secret_file = Unicode("", help="The course secret the hidden seeds are drawn from "
                                    "(created on first use).").tag(config=True)
+    run_nonce = Unicode("", help="This run's nonce (hex), to reproduce a recorded grade; "
+                                 "empty: a fresh one per notebook, recorded in RUNS beside "
+                                 "the gradebook.").tag(config=True)
+    run_key = Unicode("", help="This run's key in hex (`run_key`), when whoever set it "
+                               "records its nonce (course_tools.autograde); the secret is "
+                               "then not read.").tag(config=True)
     hidden_per_call = Dict(
         value_trait=Integer(), default_value={"ex33_3": 1, "ex33_5": 1},
         help="Hidden seeds per public check call, by exercise (default 2; 33.3/33.5 train "
              "models: 1).").tag(config=True)
 
     def preprocess(self, nb, resources=None, km=None):
+        self.key = self._key(resources["nbgrader"])
         self.references = References(
-            (exercise, seed) for cell in nb.cells if _judged(cell)
+            (exercise, seed) for cell in nb.cells if judged(cell)
             for exercise, part, seed in self.hidden_calls(cell, resources)
             if judge.uses_reference(exercise, part))
         try:
@@ -152,9 +207,10 @@ class VerdictExecute(Execute):
             self.references.close()
 
     def preprocess_cell(self, cell, resources, index):
-        if not _judged(cell):
+        if not judged(cell):
             return super().preprocess_cell(cell, resources, index)
         cell.outputs, cell.execution_count = [], None
+        self._display_id_map.clear()  # no display made before can be updated from here on
         try:
             self.judge_cell(cell, resources, index)
         except judge.GradingFailure as e:
@@ -167,14 +223,23 @@ class VerdictExecute(Execute):
                                      "instructor")]
         finally:
             self.nb.cells[index] = cell
+            self._display_id_map.clear()  # nor one a probe made (it would land in this cell)
         return cell, self.resources
+
+    def _key(self, info) -> bytes:
+        """This run's key: given, or from the secret and a nonce (given, or new) recorded here."""
+        if self.run_key:
+            return bytes.fromhex(self.run_key)
+        nonce = self.run_nonce or secrets.token_hex(16)
+        record_runs(os.path.dirname(info["db_url"].removeprefix("sqlite:///")),
+                    [(info["assignment"], info["student"], info["notebook"], nonce)])
+        return run_key(course_secret(self.secret_file), nonce)
 
     def hidden_calls(self, cell, resources) -> list[tuple[str, str, int]]:
         """[(exercise, part, hidden seed)] the grade cell `cell` is judged on: its public calls
         on hidden seeds drawn for this student."""
         info = resources["nbgrader"]
-        secret = course_secret(self.secret_file)
-        return [(exercise, part, hidden_seed(secret, info["student"], info["notebook"],
+        return [(exercise, part, hidden_seed(self.key, info["student"], info["notebook"],
                                              cell.metadata.nbgrader.grade_id, i * 100 + j,
                                              public))
                 for i, (exercise, part, public) in enumerate(public_calls(cell.source))
@@ -192,7 +257,7 @@ class VerdictExecute(Execute):
             judge.judge(exercise, part, student, ref, seed)
 
 
-def _judged(cell) -> bool:
+def judged(cell) -> bool:
     """Whether `cell` is an autograded grade cell (judged here, never run in the kernel)."""
     meta = cell.metadata.get("nbgrader", {})
     return cell.cell_type == "code" and meta.get("grade") and not meta.get("solution")

@@ -408,14 +408,18 @@ def _id(case):
 
 def test_hidden_inputs_are_per_student_and_stay_in_the_grader(graded):
     """The course secret is the grader's (0600, in the course directory); the hidden seeds it
-    draws differ between students; no feedback shows the secret or a hidden reference value."""
+    draws, from it and each run's recorded nonce, differ between students; no feedback shows
+    the secret or a hidden reference value."""
     from course_tools.references import reference
-    from course_tools.verdicts import course_secret, hidden_seed
+    from course_tools.verdicts import RUNS, course_secret, hidden_seed, run_key
 
     path = graded.course / "grading_secret"
     assert path.stat().st_mode & 0o777 == 0o600
     secret = course_secret(str(path))
-    seeds = {s: hidden_seed(secret, s, A4, "test_W_h", 0, 0) for s in ("sol", "blank")}
+    with open(graded.course / RUNS, newline="") as f:
+        nonces = {r["student"]: r["nonce"] for r in csv.DictReader(f) if r["assignment"] == A4}
+    seeds = {s: hidden_seed(run_key(secret, nonces[s]), s, A4, "test_W_h", 0, 0)
+             for s in ("sol", "blank")}
     assert seeds["sol"] != seeds["blank"]
     leaked = f"{reference('ex33_4', seeds['sol'])['grads']['W_h'][0][0]:.12f}"[:14]
     for page in (graded.course / "feedback").glob("*/*/*.html"):

@@ -48,18 +48,24 @@ timeout; gradebook integrity and rows; the repository, submitted/, release/ and 
 file beside the course unchanged (everything but autograded/, feedback/, references/, the
 gradebook), disk use; autograded/ holding only the graded notebook and submitted plain files;
 feedback holding HTML and the student's own submitted files unchanged, free of hidden-test
-source, hidden reference values (JSON in the course directory but for the public self-checks'
-seeds), files named *secret* there, the gradebook and the host file.
+source, hidden reference values (of every run course/grading_runs.csv records, recomputed from
+the secret and the run's nonce; JSON in the course directory but for the public self-checks'
+seeds), files named *secret* there, the gradebook and the host file; that check fires on a
+planted leak. Batch "replay": a regrade draws new hidden inputs, and a recorded nonce gives a
+run's inputs again.
 Class H: the formgrader's page of the submission, fetched over HTTP, has no live student markup.
-E04, E05: no grader-side process (not a kernel) above 1 GiB.
+E04-E08: no grader-side process (not a kernel) above 1 GiB.
 """
 
 from __future__ import annotations
 
+import bisect
+import csv
 import functools
 import hashlib
 import html
 import json
+import math
 import os
 import pwd
 import re
@@ -79,6 +85,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pytest
 
 from course_tools import synthetic
@@ -93,7 +100,7 @@ BACKGROUND = ("slow",)           # batches that mostly sleep: graded while the o
 DEFAULT_TIMEOUT = 420
 GRADER_RSS_LIMIT = 1 << 30      # no grader-side process may need more (E: huge output)
 LEGIT = ("autograded", "feedback", "gradebook.db", "grades.csv", "autograde_failures.csv",
-         "grading_secret")
+         "grading_secret", "grading_runs.csv")
 
 pytestmark = pytest.mark.slow
 
@@ -619,33 +626,43 @@ def test_nothing_comes_back_from_the_sandbox(run_):
             assert not extra, f"{student_dir.name}: {extra[:10]}"
 
 
-def secrets(b: Batch) -> tuple[list[str], set[str]]:
-    """(hidden-test source lines and the course secret, hidden reference values rounded to 9
-    significant digits: the references of every student's hidden inputs, recomputed here from
-    the course secret for the exercises without training runs, and any JSON in the course)."""
-    lines, values_of = [], []
-    key_file = b.course / "grading_secret"
-    if key_file.is_file():
-        from course_tools.references import reference
-        from course_tools.verdicts import VerdictExecute, hidden_seed, public_calls
+def hidden_references(course: Path, assignments) -> list[tuple[str, str, str, dict]]:
+    """[(student, assignment, nonce, reference)] of every hidden input drawn in `course`: for
+    each grading run its RUNS file records, recomputed from the course secret and the run's nonce
+    (not for the exercises that train models: too slow to redo here)."""
+    from course_tools.references import reference
+    from course_tools.verdicts import RUNS, VerdictExecute, hidden_seed, public_calls, run_key
 
-        key = key_file.read_bytes()
-        lines.append(key.hex())
-        per_call = VerdictExecute().hidden_per_call
-        for student, a in b.scores:
-            if a.startswith(("ex33_3", "ex33_5")):
-                continue  # their references are training runs: too slow to redo here
-            nb = nbformat.read(ROOT / "solutions" / a / f"{a}.ipynb", as_version=4)
-            for c in nb.cells:
-                meta = c.metadata.get("nbgrader", {})
-                if c.cell_type != "code" or not meta.get("grade"):
-                    continue
-                for i, (exercise, _, public) in enumerate(public_calls(c.source)):
-                    for j in range(per_call.get(exercise, 2)):
-                        seed = hidden_seed(key, student, a, meta["grade_id"], i * 100 + j,
-                                           public)
-                        data = reference(exercise, seed)
-                        values_of.append(data)
+    key_file, runs = course / "grading_secret", course / RUNS
+    if not (key_file.is_file() and runs.is_file()):
+        return []
+    secret, per_call, out = key_file.read_bytes(), VerdictExecute().hidden_per_call, []
+    with runs.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    for row in rows:
+        a, student, key = row["assignment"], row["student"], run_key(secret, row["nonce"])
+        if a not in assignments or a.startswith(("ex33_3", "ex33_5")):
+            continue
+        nb = nbformat.read(ROOT / "solutions" / a / f"{a}.ipynb", as_version=4)
+        for c in nb.cells:
+            meta = c.metadata.get("nbgrader", {})
+            if c.cell_type != "code" or not meta.get("grade"):
+                continue
+            for i, (exercise, _, public) in enumerate(public_calls(c.source)):
+                for j in range(per_call.get(exercise, 2)):
+                    seed = hidden_seed(key, student, row["notebook"], meta["grade_id"],
+                                       i * 100 + j, public)
+                    out.append((student, a, row["nonce"], reference(exercise, seed)))
+    return out
+
+
+def secrets(b: Batch) -> tuple[list[str], list[float]]:
+    """(hidden-test source lines and the course secret, sorted hidden reference values
+    (`telling`): the references of every student's hidden inputs in every recorded run, and any
+    JSON in the course)."""
+    lines, values_of = [], [ref for *_, ref in hidden_references(b.course, b.assignments)]
+    if (b.course / "grading_secret").is_file():
+        lines.append((b.course / "grading_secret").read_bytes().hex())
     for a in b.assignments:
         nb = nbformat.read(ROOT / "solutions" / a / f"{a}.ipynb", as_version=4)
         for c in nb.cells:
@@ -654,10 +671,7 @@ def secrets(b: Batch) -> tuple[list[str], set[str]]:
                 lines += [s.strip() for s in block.splitlines() if len(s.strip()) >= 12]
     public = {(a, s) for a in b.assignments for s in re.findall(
         r"seed=(\d+)", (ROOT / "exercises" / a / f"{a}.ipynb").read_text())}
-    values: set[str] = set()
-    for data in values_of:
-        values |= {s for s in (f"{v:.8e}" for v in _numbers(data) if abs(v) > 1e-3)
-                   if not re.match(r"-?\d\.\d\d000000e", s)}  # not a round number
+    values = [v for data in values_of for v in telling(_numbers(data))]
     for p in b.course.rglob("*"):
         rel = p.relative_to(b.course).parts
         if rel[0] in ("submitted", "autograded", "feedback", "release", "downloaded"):
@@ -673,9 +687,29 @@ def secrets(b: Batch) -> tuple[list[str], set[str]]:
                 data = json.loads(p.read_text())
             except (ValueError, UnicodeDecodeError):
                 continue
-            values |= {s for s in (f"{v:.8e}" for v in _numbers(data) if abs(v) > 1e-3)
-                       if not re.match(r"-?\d\.\d\d000000e", s)}  # not a round number
-    return lines, values
+            values += telling(_numbers(data))
+    return lines, sorted(values)
+
+
+def telling(numbers) -> list[float]:
+    """The `numbers` a leak check looks for: neither tiny nor round (at 9 digits)."""
+    return [v for v in numbers
+            if abs(v) > 1e-3 and not re.match(r"-?\d\.\d\d000000e", f"{v:.8e}")]
+
+
+def hidden_in(text: str, values: list[float]) -> list[str]:
+    """The numbers written in `text` with 9 significant digits or more (7 match by coincidence
+    among thousands) that equal one of the sorted `values` to the precision written."""
+    found = []
+    for n in re.findall(r"-?(?:0\.0*[1-9]\d{8,}|[1-9]\d*\.\d{8,})(?:e[-+]?\d+)?", text):
+        w, digits = float(n), len(re.sub(r"^-?0*\.?0*|[.]|e.*$", "", n))
+        if w == 0:
+            continue
+        tol = 0.5 * 10 ** (math.floor(math.log10(abs(w))) - digits + 1)
+        i = bisect.bisect_left(values, w - tol)
+        if i < len(values) and values[i] <= w + tol:
+            found.append(n)
+    return found
 
 
 def _numbers(x):
@@ -686,12 +720,11 @@ def _numbers(x):
     return [float(x)] if isinstance(x, int | float) and not isinstance(x, bool) else []
 
 
-@pytest.mark.parametrize("run_", RUNS, ids=_run_id)
-def test_no_feedback_leaks_hidden_tests_references_or_files(run_):
-    b = graded(*run_)
+def leaks(b: Batch, feedback: Path) -> list[str]:
+    """What the feedback files under `feedback` (batch `b`'s) hold that they must not."""
     lines, values = secrets(b)
     assert lines, "found neither hidden test source nor a course secret to look for"
-    feedback, found = b.course / "feedback", []
+    found = []
     for p in sorted(feedback.rglob("*")):
         where = str(p.relative_to(feedback))
         if p.is_symlink() or not p.is_file():
@@ -707,15 +740,75 @@ def test_no_feedback_leaks_hidden_tests_references_or_files(run_):
             continue
         text = html.unescape(p.read_text(errors="replace"))
         found += [f"{where}: hidden test source {line!r}" for line in lines if line in text][:1]
-        shown = {f"{float(n):.6e}" for n in re.findall(r"-?\d+\.\d{6,}(?:e[-+]?\d+)?", text)}
-        if shown & values:
-            found.append(f"{where}: hidden values {sorted(shown & values)[:3]}")
+        if leaked := hidden_in(text, values):
+            found.append(f"{where}: hidden values {leaked[:3]}")
         found += [f"{where}: {what}" for what in ("SQLite format 3", "host secret")
                   if what in text]
+    return found
+
+
+@pytest.mark.parametrize("run_", RUNS, ids=_run_id)
+def test_no_feedback_leaks_hidden_tests_references_or_files(run_):
+    b = graded(*run_)
+    found = leaks(b, b.course / "feedback")
     assert not found, "\n".join(found[:40])
 
 
+def test_the_leak_check_fires_on_a_planted_leak(tmp_path):
+    """The check above finds one hidden value of a student's run planted into a copy of the
+    feedback, written as NumPy and Python write a float (the check once compared numbers written
+    at 9 digits with numbers written at 7, and never fired)."""
+    b = graded("replay", "parallel")
+    student, a, _, ref = hidden_references(b.course, b.assignments)[0]
+    value = next(v for row in ref["xs"] for v in row if abs(v) >= 0.1)
+    assert not leaks(b, b.course / "feedback")
+    for i, written in enumerate((repr(value), str(np.float64(value)), f"{value:.9g}",
+                                 f"{value:.10f}", f"{value:.12e}")):
+        planted = tmp_path / str(i)
+        shutil.copytree(b.course / "feedback", planted)
+        page = planted / student / a / f"{a}.html"
+        page.write_text(page.read_text().replace("</body>", f"<pre>{written}</pre></body>"))
+        assert any("hidden values" in f for f in leaks(b, planted)), written
+
+
+def recorded_inputs(course: Path, attack: Attack) -> set[str]:
+    """The xs B10's forward and backward were called with, as its last cell printed them."""
+    a = attack.assignment
+    nb = nbformat.read(course / "autograded" / attack.student / a / f"{a}.ipynb", as_version=4)
+    text = "".join(o.get("text", "") for o in nb.cells[-1].outputs if o.output_type == "stream")
+    return {json.dumps(r["xs"]) for r in json.loads(text.split("RECORDED ", 1)[1])}
+
+
+def test_a_regrade_draws_new_inputs_and_each_run_is_reproducible(tmp_path):
+    """B10 printed every input its functions saw (in the autograded notebook, the instructor's;
+    its feedback shows none: test_no_feedback_leaks_…). Regraded with the documented command, it
+    sees other hidden inputs; in each run, the hidden inputs it saw are those that the run's
+    recorded nonce and the course secret give; and graded with a recorded nonce
+    (INSTRUCTORS.md), it sees that run's inputs again."""
+    b = graded("replay", "parallel")
+    attack = next(a for a in b.attacks if a.name.startswith("B10"))
+    course = tmp_path / "course"
+    shutil.copytree(b.course, course, symlinks=True)
+    ran = run(course, command("python -m course_tools.autograde --all --force"))
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    drawn: dict[str, set[str]] = {}  # nonce -> xs, in the order of the runs
+    for student, _, nonce, ref in hidden_references(course, [attack.assignment]):
+        if student == attack.student:
+            drawn.setdefault(nonce, set()).add(json.dumps(ref["xs"]))
+    assert len(drawn) == 2, drawn.keys()
+    (nonce, first), (_, second) = drawn.items()
+    seen = [recorded_inputs(b.course, attack), recorded_inputs(course, attack)]
+    assert first <= seen[0] and second <= seen[1]
+    assert not first & seen[1] and not second & seen[0]
+    again = run(course, f"nbgrader autograde {attack.assignment} --student {attack.student} "
+                        f"--force --VerdictExecute.run_nonce={nonce}")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert recorded_inputs(course, attack) == seen[0]
+
+
 def test_no_grader_process_swells_on_a_huge_output():
+    """E04-E08 (batch "mem"): a huge message, a message of many parts, 150 whole messages left
+    unread on stdin, endless empty parts on stdin and on iopub."""
     b = graded(next(a.batch for a in ATTACKS if a.name.startswith("E04")), "parallel")
     peak = max(r.grader_peak_rss for r in b.grading)
     assert peak < GRADER_RSS_LIMIT, f"a grader process reached {peak / 2**30:.2f} GiB"

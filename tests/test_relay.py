@@ -6,11 +6,12 @@ import random
 import resource
 import tempfile
 import time
+from functools import partial
 
 import pytest
 import zmq
 
-from course_tools.relay import GREETING, NULL_MECHANISM, FrameLimit, KernelRelay
+from course_tools.relay import GREETING, MAX_FRAMES, NULL_MECHANISM, QUEUED, FrameLimit, KernelRelay
 
 LIMIT = 1000
 
@@ -46,6 +47,9 @@ ready = frame(40, command=True)  # the READY command after the greeting
     (greeting() + ready + frame(400, True) + frame(300, True) + frame(300), True),
     (greeting() + ready + frame(400, True) + frame(300, True) + frame(301), False),  # the sum
     (greeting() + ready + frame(600) + frame(600) + frame(600), True),  # each message alone
+    (greeting() + ready + frame(0, True) * (MAX_FRAMES - 1) + frame(0), True),
+    (greeting() + ready + frame(0, True) * MAX_FRAMES + frame(0), False),  # empty frames count
+    (greeting() + ready + (frame(0, True) + frame(0)) * MAX_FRAMES, True),  # per message
     (greeting() + ready + frame(10, True, True), False),          # a command is a single frame
     (greeting() + ready + bytes([8, 1, 0]), False),               # a reserved flag
     (greeting(major=2) + ready, False),                           # ZMTP 2 frames differently
@@ -67,6 +71,89 @@ def maxrss_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
 
 
+class Plain:
+    def _context_default(self):
+        return zmq.Context()  # (a synchronous one, for the tests)
+
+
+@pytest.fixture
+def relayed():
+    """(a socket factory on the kernel's side, one on the grader's side: its context has the
+    defaults a sandboxed kernel's client gives its own, the relay's url): closed at the end."""
+    from course_tools.sandbox import BoundedSockets
+
+    class Grader(BoundedSockets, Plain):
+        pass
+
+    kctx, gctx = zmq.Context(), Grader()._context_default()
+    ip = os.path.join(tempfile.mkdtemp(), "k")
+    relay = KernelRelay(ip, [1], 8 << 20)
+    opened = []
+
+    def socket(ctx, kind):
+        opened.append(ctx.socket(kind))
+        return opened[-1]
+
+    yield partial(socket, kctx), partial(socket, gctx), f"ipc://{ip}-1", relay.url(1)
+    relay.close()
+    for s in opened:
+        s.close(linger=0)
+    kctx.destroy(linger=0)
+    gctx.destroy(linger=0)
+
+
+def test_a_grader_socket_holds_few_unread_messages(relayed):
+    """150 whole messages of 7.5 MiB (each under the 8 MiB limit) sent to a grader socket that
+    does not read them, as on the stdin channel (kernel ROUTER, grader DEALER): the grader holds
+    at most QUEUED of them, the rest wait on the kernel's side; read, they all still arrive."""
+    kernel_socket, grader_socket, endpoint, url = relayed
+    kernel, grader = kernel_socket(zmq.ROUTER), grader_socket(zmq.DEALER)
+    assert grader.rcvhwm == QUEUED
+    kernel.bind(endpoint)
+    grader.identity = b"grader"
+    grader.connect(url)
+    grader.send(b"hello")  # the kernel learns its peer
+    assert kernel.recv_multipart() == [b"grader", b"hello"]
+    before = maxrss_mib()
+    payload = zmq.Frame(b"x" * (15 << 19))
+    for _ in range(150):
+        kernel.send_multipart([b"grader", payload], copy=False)
+    time.sleep(3)  # what can move has moved
+    assert maxrss_mib() - before < 100, "1.1 GiB would have arrived unread"
+    got = 0
+    while got < 150 and grader.poll(5000):
+        got += len(grader.recv()) == 15 << 19
+    assert got == 150
+
+
+def test_a_relay_closes_on_endless_empty_frames(relayed):
+    """A kernel's iopub sends one message of 10⁶ empty parts (2 MB on the wire, ~100 MB as
+    parts in the grader): the relay closes at part MAX_FRAMES + 1; later messages pass."""
+    kernel_socket, grader_socket, endpoint, url = relayed
+    kernel, grader = kernel_socket(zmq.PUB), grader_socket(zmq.SUB)
+    kernel.bind(endpoint)
+    grader.subscribe(b"")
+    monitor = grader.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+    grader.connect(url)
+    try:
+        assert deliver(kernel, grader, [b"before"]) == [b"before"]
+        kernel.send_multipart([b""] * 10**6)
+        assert monitor.poll(10_000), "the relay did not close the connection"
+        assert deliver(kernel, grader, [b"after"]) == [b"after"]
+    finally:
+        monitor.close(linger=0)
+
+
+def deliver(kernel, grader, parts, seconds=10):
+    """`parts` sent by a PUB `kernel` until the SUB `grader` gets a message: what it got."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:  # PUB drops what it sends before SUB has joined
+        kernel.send_multipart(parts)
+        if grader.poll(200):
+            return grader.recv_multipart()
+    return None
+
+
 def test_a_relay_passes_messages_and_closes_on_a_flood():
     """A PUB socket as the kernel's iopub, a SUB socket as the grader's, through the relay: small
     messages pass unchanged; 60 parts of 7 MiB (each under an 8 MiB limit) never reach the
@@ -81,19 +168,12 @@ def test_a_relay_passes_messages_and_closes_on_a_flood():
     monitor = grader.get_monitor_socket(zmq.EVENT_DISCONNECTED)
     grader.connect(relay.url(1))
     try:
-        def deliver(parts, seconds=10):
-            end = time.monotonic() + seconds
-            while time.monotonic() < end:  # PUB drops what it sends before SUB has joined
-                kernel.send_multipart(parts)
-                if grader.poll(200):
-                    return grader.recv_multipart()
-            return None
-
-        assert deliver([b"header", b"content"]) == [b"header", b"content"]
+        assert deliver(kernel, grader, [b"header", b"content"]) == [b"header", b"content"]
         before = maxrss_mib()
         kernel.send_multipart([b"x" * (7 << 20)] * 60, copy=False)  # one buffer, sent 60 times
         assert monitor.poll(10_000), "the relay did not close the connection"
-        assert deliver([b"after"]) == [b"after"]  # reconnected: only new messages arrive
+        # reconnected: only new messages arrive
+        assert deliver(kernel, grader, [b"after"]) == [b"after"]
         assert maxrss_mib() - before < 100  # 420 MiB would have arrived whole
     finally:
         relay.close()
@@ -101,3 +181,51 @@ def test_a_relay_passes_messages_and_closes_on_a_flood():
             s.close(linger=0)
         ctx.term()
     assert not os.path.exists(relay.dir)
+
+
+# ---- what gets past the relay ends one job only (course_tools.cgroups.job_group)
+
+def as_grading_user(fn):
+    """fn()'s truthiness, computed in a child of this (root) process that became `nobody` in
+    the memory group that a grading command delegates to its grading user."""
+    import pwd
+
+    from course_tools import cgroups
+
+    user = pwd.getpwnam("nobody")
+    jobs = cgroups.delegate(user.pw_uid)
+    if jobs is None:
+        pytest.skip("no cgroup v1 memory hierarchy here")
+    try:
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                os.environ[cgroups.JOBS_ENV] = jobs
+                os.setgid(user.pw_gid)
+                os.setuid(user.pw_uid)
+                code = 0 if fn() else 1
+            finally:
+                os._exit(code)
+        return os.waitpid(pid, 0)[1] == 0
+    finally:
+        cgroups.remove_delegated(jobs)
+        assert not os.path.exists(jobs)
+
+
+def test_a_job_that_needs_too_much_memory_ends_alone():
+    """A grading job's child (course_tools.autograde._in_child) that allocates 600 MiB in a
+    group of 256 MiB is ended by the kernel and its job fails, saying so; the next job of the
+    same worker runs; no job group is left behind."""
+    from course_tools import cgroups
+    from course_tools.autograde import _in_child
+
+    def jobs():
+        swell = _in_child(lambda: len(bytearray(600 << 20).replace(b"\0", b"\1")), 60, "a", "s",
+                          memory=256 << 20)
+        fine = _in_child(lambda: {"ok": True}, 60, "a", "t", memory=256 << 20)
+        left = os.listdir(os.environ[cgroups.JOBS_ENV])
+        return (not swell["ok"] and "needed more than its 0.25 GiB" in swell["reason"]
+                and fine == {"ok": True} and not [d for d in left if d.startswith("job-")])
+
+    assert as_grading_user(jobs)
