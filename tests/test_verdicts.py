@@ -235,12 +235,12 @@ def test_the_stand_in_rescales_by_its_theta():
 
 # ---- every course secret covers what the notebooks promise
 
-def _hidden_seeds(tmp_path, n_secrets: int) -> dict:
-    """{(assignment, grade cell): [hidden seeds]} of one student under each of n_secrets
-    course secrets, drawn as the grader draws them."""
+def _hidden_seeds(n_secrets: int) -> dict:
+    """{(assignment, grade cell): [hidden seeds]} of one student in a grading run under each of
+    n_secrets course secrets, drawn as the grader draws them."""
     import nbformat
 
-    from course_tools.verdicts import VerdictExecute
+    from course_tools.verdicts import VerdictExecute, run_key
 
     cells = {}
     for path in sorted((ROOT / "solutions").glob("*/*.ipynb")):
@@ -248,9 +248,9 @@ def _hidden_seeds(tmp_path, n_secrets: int) -> dict:
         cells |= {(path.stem, c.metadata.nbgrader["grade_id"]): c for c in nb.cells
                   if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("grade")}
     out = {key: [] for key in cells}
-    for i in range(n_secrets):
-        (tmp_path / f"secret{i}").write_bytes(os.urandom(32))
-        grader = VerdictExecute(secret_file=str(tmp_path / f"secret{i}"))
+    for _ in range(n_secrets):
+        grader = VerdictExecute()
+        grader.key = run_key(os.urandom(32), os.urandom(16).hex())  # a secret's grading run
         for (assignment, grade_id), c in cells.items():
             resources = {"nbgrader": {"student": "s1", "notebook": assignment}}
             out[assignment, grade_id].append(
@@ -258,13 +258,13 @@ def _hidden_seeds(tmp_path, n_secrets: int) -> dict:
     return out
 
 
-def test_every_course_secret_covers_every_promised_case(tmp_path):
+def test_every_course_secret_covers_every_promised_case():
     """Over 1,000 course secrets, each student's hidden inputs hold what the notebooks promise:
     33.2's W_h has complex eigenvalues (for each size it may draw), 33.4 grades T = 3 and T > 3
     in every cell, 33.5 rescales both up (‖g‖ < θ) and down (‖g‖ > θ)."""
     from course_tools.references import inputs_33_4, with_complex_eigenvalues
 
-    drawn = _hidden_seeds(tmp_path, 1000)
+    drawn = _hidden_seeds(1000)
     for (assignment, grade_id), per_secret in drawn.items():
         for seeds in per_secret:
             if grade_id in ("test_jacobian", "test_eig"):
