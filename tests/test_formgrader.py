@@ -279,7 +279,8 @@ def _open_submission(course, formgrader, student, route=None):
 
 def test_output_metadata_runs_nothing_and_moves_no_grade(course, formgrader):
     graded = read_nb(course / "autograded" / "eve" / A / f"{A}.ipynb")
-    images = [o for c in graded.cells for o in c.get("outputs", []) if "image/png" in o.data]
+    images = [o for c in graded.cells for o in c.get("outputs", [])
+              if "image/png" in o.get("data", {})]
     assert "onerror" in images[0].metadata["image/png"]["width"]  # the attack reached the grader
     before = _grades(course)
     seen = _open_submission(course, formgrader, "eve")
