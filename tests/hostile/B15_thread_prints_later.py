@@ -3,8 +3,11 @@
 # batch: replay
 # attack: forward hands its inputs to a thread that keeps printing them (stdout, stderr, HTML
 #    displays) for the next seconds, while the grader goes on with later cells; an added last
-#    cell sleeps so that those outputs have a cell to land in.
-# deserve *: full
+#    cell sleeps so that those outputs have a cell to land in. (Its `import sys`, for stderr,
+#    is method evidence: backward's cells are held for the instructor, "The method policy".)
+# deserve *: 0
+# deserve test_forward: full
+# held: test_W_y test_h test_W_h test_W_x test_b_h
 import sys
 import threading
 import time
