@@ -5,6 +5,8 @@
 #    8 MiB cap) on the stdin channel, which the grader never reads: they would all wait in the
 #    grader's socket (1.1 GiB).
 # deserve *: full
+# deserve test_eig: 0
+# held: test_eig
 # %% append
 import zmq
 

@@ -5,6 +5,8 @@
 #    (2 bytes each on the wire, ~100 bytes each as a part in the grader) on the stdin channel:
 #    a byte count never stops them.
 # deserve *: full
+# deserve test_eig: 0
+# held: test_eig
 # %% append
 import time
 

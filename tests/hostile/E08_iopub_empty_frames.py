@@ -4,6 +4,8 @@
 # attack: issue 23: answers honestly, then for 20 s sends messages of a million empty parts on
 #    iopub, which the grader reads while the cell runs.
 # deserve *: full
+# deserve test_eig: 0
+# held: test_eig
 # %% append
 import time
 
