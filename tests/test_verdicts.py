@@ -258,15 +258,35 @@ def _hidden_seeds(n_secrets: int) -> dict:
     return out
 
 
+def _example_sizes(assignment: str) -> tuple[int, int, int, int]:
+    """(n_in, n_h, n_out, T) of the worked example in the student notebook of `assignment`."""
+    text = (ROOT / "exercises" / assignment / f"{assignment}.ipynb").read_text()
+    sizes = re.search(r"init_params\((\d+), (\d+), (\d+), seed=\d+\)", text).groups()
+    T = re.search(r"standard_normal\(\((\d+), \d+\)\)", text).group(1)
+    return (*(int(n) for n in sizes), int(T))
+
+
+def _sizes(inputs) -> tuple[int, int, int, int]:
+    params, xs, _ = inputs
+    return (*params["W_x"].shape[::-1], len(params["b_y"]), len(xs))
+
+
 def test_every_course_secret_covers_every_promised_case():
     """Over 1,000 course secrets, each student's hidden inputs hold what the notebooks promise:
-    33.2's W_h has complex eigenvalues (for each size it may draw), 33.4 grades T = 3 and T > 3
-    in every cell, 33.5 rescales both up (‖g‖ < θ) and down (‖g‖ > θ)."""
-    from course_tools.references import inputs_33_4, with_complex_eigenvalues
+    33.1 and 33.4 run on RNNs of other sizes than the notebook's example, 33.2's W_h has complex
+    eigenvalues (for each size it may draw), 33.4 grades T = 3 and T > 3 in every cell, 33.5
+    rescales both up (‖g‖ < θ) and down (‖g‖ > θ)."""
+    from course_tools.references import inputs_33_1, inputs_33_4, with_complex_eigenvalues
 
+    inputs = {"ex33_1_wx_gradient": inputs_33_1, "ex33_4_manual_bptt": inputs_33_4}
+    example = {a: _example_sizes(a) for a in inputs}
+    assert example == {"ex33_1_wx_gradient": (4, 16, 4, 30), "ex33_4_manual_bptt": (2, 3, 2, 3)}
     drawn = _hidden_seeds(1000)
     for (assignment, grade_id), per_secret in drawn.items():
         for seeds in per_secret:
+            if assignment in inputs:  # other sizes: (n_in, n_h, n_out) never the example's
+                assert all(_sizes(inputs[assignment](seed))[:3] != example[assignment][:3]
+                           for seed in seeds), (assignment, grade_id, seeds)
             if grade_id in ("test_jacobian", "test_eig"):
                 for seed in seeds:
                     for n in range(3, 7):
