@@ -42,11 +42,8 @@ import argparse
 import csv
 import glob
 import os
-import pickle
 import re
-import select
 import shutil
-import signal
 import sqlite3
 import stat
 import subprocess
@@ -63,6 +60,7 @@ from functools import partial
 from multiprocessing import get_context
 from multiprocessing.util import Finalize
 
+from course_tools.jobs import DEADLINE, JOB_MEMORY, JobFailed, run_as_job
 from course_tools.safefiles import Refused, read_tree, write_tree
 
 # nbgrader under SQLAlchemy 2, for every submission it records: "SAWarning: Object of type
@@ -74,8 +72,6 @@ warnings.filterwarnings("ignore", r"Object of type <\w+> not in session, add ope
 _one_at_a_time = threading.Lock()
 _private_course = None  # this worker's PrivateCourse, for the batch it last graded
 STEPS = ("source", "release", "submitted", "autograded", "feedback")
-DEADLINE = 600  # seconds per job, by default
-JOB_MEMORY = 1 << 30  # bytes a job's process may use (its memory cgroup, when there is one)
 FAILURES = "autograde_failures.csv"  # in the course directory: the last batch's failed jobs
 DASK_PEM = "dask.pem"  # in the course directory: its Dask cluster's key and certificate (0600)
 COLUMNS = {  # gradebook state that autograde writes, per object
@@ -187,6 +183,7 @@ class PrivateCourse:
         config.CourseDirectory.db_url = f"sqlite:///{os.path.join(self.root, 'gradebook.db')}"
         config.CourseDirectory.course_id = common["course_id"]
         config.Autograde.pre_convert_hook = None  # the batch's assignments were checked already
+        config.SafeAutograde.isolate = False  # each job is a child of its own already
         self.config = config
         sandbox = Sandbox(config=config)
         if sandbox.enabled:  # here once per batch, not in every job's child (~0.15 s each)
@@ -285,48 +282,12 @@ def grade_submission(common, assignment, student, files, rows=None, key=""):
 
 
 def _in_child(job, deadline, assignment, student, memory=JOB_MEMORY):
-    """job() run in a forked child and its result, or a failed result if the child raised,
-    died or overran `deadline` seconds (then it is killed; the sandboxes it started die with
-    it). The child runs in a memory cgroup of `memory` bytes of its own when the command has
-    one to make it in (`cgroups.job_group`: started as root, on cgroup v1)."""
-    from course_tools import cgroups
-
-    group = cgroups.job_group(memory)
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: never returns
-        os.close(read_end)
-        try:
-            if group is not None:
-                group.enter_self()
-            data = pickle.dumps(job())
-        except BaseException:
-            data = pickle.dumps(failed(assignment, student, "the grader raised an exception",
-                                       traceback.format_exc()))
-        with os.fdopen(write_end, "wb") as f:
-            f.write(data)
-        os._exit(0)
-    os.close(write_end)
-    chunks, end = [], time.monotonic() + deadline
-    with os.fdopen(read_end, "rb", buffering=0) as f:
-        while (left := end - time.monotonic()) > 0 and select.select([f], [], [], left)[0]:
-            chunk = f.read(1 << 20)
-            if not chunk:
-                break
-            chunks.append(chunk)
-        else:
-            os.kill(pid, signal.SIGKILL)
-    _, status = os.waitpid(pid, 0)
-    oom = group is not None and group.oom_kills()
-    if group is not None:
-        group.remove()
-    if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL and time.monotonic() >= end:
-        return failed(assignment, student, f"not done by its deadline of {deadline:g} s")
+    """job() run as a job of its own (`jobs.run_as_job`: a forked child, in a memory cgroup of
+    `memory` bytes when there is one, killed at `deadline` seconds), or a failed result."""
     try:
-        return pickle.loads(b"".join(chunks))
-    except Exception:
-        why = f": it needed more than its {memory / 2**30:g} GiB" if oom else ""
-        return failed(assignment, student, f"the grading process died (status {status}){why}")
+        return run_as_job(job, deadline, memory)
+    except JobFailed as e:
+        return failed(assignment, student, e.reason, e.log)
 
 
 def skip_iri_grammar():

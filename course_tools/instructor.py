@@ -17,9 +17,10 @@ from nbgrader.converters.base import NbGraderException
 from nbgrader.plugins import CsvExportPlugin
 from nbgrader.preprocessors import ClearHiddenTests, NbGraderPreprocessor
 from nbgrader.utils import parse_utc
-from traitlets import Integer, List, Unicode
+from traitlets import Bool, Float, Integer, List, Unicode
 from traitlets.config import Configurable
 
+from course_tools.jobs import DEADLINE, JOB_MEMORY, JobFailed, run_as_job
 from course_tools.safefiles import WRITE_FLAGS, Limits, Refused, check_tree
 
 
@@ -177,7 +178,18 @@ class SafeAutograde(Autograde):
     than `Intake` allows is refused (that student fails, with the reason) before nbgrader reads or
     copies any of it; results are written as new files, and permissions are set on regular files
     only (stock nbgrader chmods the target of a link). Each autograded notebook records in its
-    metadata the seconds its submission took to grade (GRADING_TIME), kernel start included."""
+    metadata the seconds its submission took to grade (GRADING_TIME), kernel start included.
+    Each notebook is graded as a job of its own (`jobs.run_as_job`: a child process in a memory
+    cgroup of `job_memory` bytes, killed after `job_deadline` seconds): whatever a submission
+    makes the grader hold ends its own grading, which fails with the reason, not the batch."""
+
+    isolate = Bool(True, help="Grade each notebook in a job of its own (False where the caller "
+                   "made one already: course_tools.autograde).").tag(config=True)
+    job_memory = Integer(JOB_MEMORY, help="Bytes a notebook's grading process may use, its "
+                         "imports aside (a memory cgroup, when the command runs as root on "
+                         "cgroup v1).").tag(config=True)
+    job_deadline = Float(DEADLINE, help="Seconds a notebook's grading may take, kernel and "
+                         "checks included.").tag(config=True)
 
     def __init__(self, **kw):
         super().__init__(**kw)
@@ -196,6 +208,21 @@ class SafeAutograde(Autograde):
             self.log.error(msg)
             raise NbGraderException(msg) from None
         return super().init_destination(assignment_id, student_id)
+
+    def convert_single_notebook(self, notebook_filename):
+        if not self.isolate:
+            return super().convert_single_notebook(notebook_filename)
+        # what every job imports (torch ~1 s, a kernel's spec ~0.3 s): here once, not per job
+        import ipykernel.kernelspec  # noqa: F401
+
+        import course_tools.references  # noqa: F401
+
+        try:
+            run_as_job(partial(super().convert_single_notebook, notebook_filename),
+                       self.job_deadline, self.job_memory)
+        except JobFailed as e:
+            self.log.error("Grading %s failed: %s\n%s", notebook_filename, e.reason, e.log)
+            raise NbGraderException(e.reason) from None
 
     def _init_preprocessors(self):
         super()._init_preprocessors()

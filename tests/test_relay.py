@@ -229,3 +229,49 @@ def test_a_job_that_needs_too_much_memory_ends_alone():
                 and fine == {"ok": True} and not [d for d in left if d.startswith("job-")])
 
     assert as_grading_user(jobs)
+
+
+SWELL = '''
+from nbgrader.converters import Autograde  # noqa: E402
+from nbgrader.preprocessors import NbGraderPreprocessor  # noqa: E402
+
+from course_tools.instructor import use_safe_autograde  # noqa: E402
+
+use_safe_autograde()  # as the course's nbgrader_config.py does
+
+
+class Swell(NbGraderPreprocessor):
+    """Whatever a submission could make the grader hold past the relay's caps: 800 MiB in the
+    grading process, for a notebook that says SWELL."""
+
+    def preprocess(self, nb, resources):
+        if any("SWELL" in cell.source for cell in nb.cells):
+            resources["held"] = bytearray(800 << 20).replace(b"\\0", b"\\1")
+        return nb, resources
+
+
+c.Autograde.autograde_preprocessors = [
+    Swell, *Autograde.class_traits()["autograde_preprocessors"].default()]
+c.SafeAutograde.job_memory = 384 << 20
+'''
+
+
+def test_serial_nbgrader_autograde_ends_a_notebook_that_needs_too_much_memory_alone(tmp_path):
+    """Serial `nbgrader autograde` (as root: it grades as the grading user) grades each notebook
+    in a memory group of its own (`SafeAutograde.job_memory`, here 384 MiB): the notebook whose
+    grading swells to 800 MiB fails, saying so; its classmates, graded before and after it in the
+    same batch, get full marks."""
+    from course_tools import synthetic
+
+    base = str(tmp_path / "class")
+    synthetic.make_course(base, {"sq": synthetic.square_assignment()}, config=SWELL)
+    honest = "def square(x):\n    return x * x"
+    for student, answer in (("s0", honest), ("s1", honest + "  # SWELL"), ("s2", honest)):
+        synthetic.submit(base, "sq", student, answer)
+    run = synthetic.nbgrader(base, "autograde", "sq", check=False)
+    log = run.stdout + run.stderr
+    assert run.returncode != 0 and "needed more than its 0.375 GiB" in log, log[-3000:]
+    scores = synthetic.scores(base, "sq")
+    assert scores["s0"] == scores["s2"] == {"test_public": 1.0, "test_hidden": 1.0}, log[-3000:]
+    assert not any(scores.get("s1", {}).values()), scores
+    assert not os.path.exists(os.path.join(base, "course", "autograded", "s1", "sq"))
