@@ -84,7 +84,7 @@ exercises: $(STAMP)
 ## algebra decides under OpenBLAS's portable Prescott kernels among them (tests/test_other_kernels.py).
 test: $(STAMP) sysdeps
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -n 3 --dist loadgroup --no-loadscope-reorder
+	$(BIN)/python -m pytest -n 3 --dist loadgroup --no-loadscopereorder
 
 ## The edit loop's tests (under 3 minutes): lint, and of the tests not marked slow those of the
 ## library, the book's theory, the grader's verdicts, kernels, relay and intake of an LMS download
