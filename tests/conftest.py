@@ -9,7 +9,6 @@ missing or older than any source it is made from. `BPTT_SITE_OUT=<dir>` builds a
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import multiprocessing.resource_tracker
 import os
@@ -41,36 +40,6 @@ def pytest_configure(config):
         tag = hashlib.sha256(str(ROOT).encode()).hexdigest()[:8]
         config.option.basetemp = f"/tmp/bptt-pytest-{tag}"
     os.environ[SESSION] = f"{os.getpid()}-{secrets.token_hex(8)}"
-
-
-# `make test` runs the tests on several workers (pytest-xdist, --dist loadgroup, in this order):
-# each unit runs on one worker. A module is a unit (its fixtures are made once), but the modules
-# that read `graded_corpora` share one, and each test of SPLIT is a unit of its own. The long
-# units go first, in the order of FIRST (names or parts of test ids): the workers take them two
-# each at the start (1st and 4th, 2nd and 5th, 3rd and 6th with three workers), then the next
-# whenever one is free. So the claims trained again on torch's portable kernels, the site (built
-# once, under a lock, by the first worker that needs it) with the held-out runs after it, and the
-# hostile class (mostly waiting) start at once, each on a worker of its own.
-FIRST = ("claims-torch-default", "test_browser", "test_hostile", "openblas-prescott",
-         "test_claims_experiments", "graded_corpora", "test_grading", "test_parallel",
-         "test_tolerances")
-SPLIT = ("test_other_kernels",)
-
-
-def pytest_collection_modifyitems(config, items):
-    corpora = {item.module.__name__ for item in items if "graded_corpora" in item.fixturenames}
-
-    def unit(item):
-        module = item.module.__name__
-        return (item.nodeid if module in SPLIT else
-                "graded_corpora" if module in corpora else module)
-
-    def rank(item):
-        return next((i for i, name in enumerate(FIRST) if name in unit(item)), len(FIRST))
-
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(unit(item)))
-    items.sort(key=rank)  # stable: within a rank, the order of collection
 
 
 def session_processes() -> dict[int, str]:
@@ -122,18 +91,8 @@ def _newest_source_mtime() -> float:
 
 @pytest.fixture(scope="session")
 def site() -> Site:
-    """Built once for all the sessions that run at once (pytest-xdist's workers): the first
-    builds, under a lock, and the others wait for it."""
     out = BUILD
     built = Site(out / "html", out / "instructor" / "_build" / "html")
-    out.mkdir(parents=True, exist_ok=True)
-    with (out / ".site-lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        _build_site(out, built)
-    return built
-
-
-def _build_site(out: Path, built: Site) -> None:
     stamp = out / ".site-built"   # written only after both editions built without a warning
     outputs = [stamp, built.student / ".buildinfo", built.instructor / ".buildinfo"]
     fresh = all(p.exists() for p in outputs) and stamp.stat().st_mtime >= max(
@@ -149,6 +108,7 @@ def _build_site(out: Path, built: Site) -> None:
             tail = "\n".join(log.read_text(errors="replace").splitlines()[-40:])
             pytest.fail(f"`make site` failed (exit {run.returncode}); full log: {log}\n{tail}")
         stamp.touch()
+    return built
 
 
 @pytest.fixture(scope="session")
