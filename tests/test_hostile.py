@@ -168,7 +168,7 @@ def uncomment(body: str) -> str:
 
 ATTACKS = [Attack.read(p) for p in sorted(CORPUS.glob("*.py"))]
 BATCHES = sorted({a.batch for a in ATTACKS})
-SERIAL = {"method"}  # batches graded by serial `nbgrader autograde` too, besides class D's
+SERIAL = {"method", "mem"}  # batches graded by serial `nbgrader autograde` too, besides D's
 SERIAL_TOO = sorted({a.batch for a in ATTACKS if a.cls == "D" or a.batch in SERIAL})
 RUNS = [(b, "parallel") for b in BATCHES] + [(b, "serial") for b in SERIAL_TOO]
 
@@ -806,10 +806,12 @@ def test_a_regrade_draws_new_inputs_and_each_run_is_reproducible(tmp_path):
     assert recorded_inputs(course, attack) == seen[0]
 
 
-def test_no_grader_process_swells_on_a_huge_output():
+@pytest.mark.parametrize("path", ["parallel", "serial"])
+def test_no_grader_process_swells_on_a_huge_output(path):
     """E04-E08 (batch "mem"): a huge message, a message of many parts, 150 whole messages left
-    unread on stdin, endless empty parts on stdin and on iopub."""
-    b = graded(next(a.batch for a in ATTACKS if a.name.startswith("E04")), "parallel")
+    unread on stdin, endless empty parts on stdin and on iopub; graded in parallel and by serial
+    `nbgrader autograde` (each notebook in a child of its own)."""
+    b = graded(next(a.batch for a in ATTACKS if a.name.startswith("E04")), path)
     peak = max(r.grader_peak_rss for r in b.grading)
     assert peak < GRADER_RSS_LIMIT, f"a grader process reached {peak / 2**30:.2f} GiB"
 
