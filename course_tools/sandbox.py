@@ -527,15 +527,18 @@ class NotebookTimeout(Exception):
     """The notebook's wall-clock time limit passed: its kernel was killed."""
 
 
+OUTPUT_GRACE = 1.0  # seconds a cell past its output limit has to finish before it is interrupted
+
+
 class SandboxExecute(Execute):
     """nbgrader's Execute with sandboxed kernels, limits on output, message size and notebook
     time, and dead-kernel grading.
 
     Kernels are `course_tools.kernels.PromptKernelManager`s (sandboxed or not), killed after the
     last cell (`shutdown_kernel = "immediate"`): nothing is left for them to do. A cell whose
-    outputs pass `output_limit` bytes is interrupted and gets one error output (so a grade cell
-    scores 0), as does a cell during which the kernel sent a message over `max_message_size`
-    (dropped unread). After `notebook_timeout` seconds the kernel is killed. A kernel that dies
+    outputs pass `output_limit` bytes gets one error output (so a grade cell scores 0) and is
+    interrupted if it still runs OUTPUT_GRACE seconds later; a cell during which the kernel sent
+    a message over `max_message_size` (dropped unread) gets one and is interrupted. After `notebook_timeout` seconds the kernel is killed. A kernel that dies
     (time limit, CPU limit, os._exit, ...) leaves an error in the cell it died in and every later
     code cell, and the notebook is still graded.
     """
@@ -560,6 +563,7 @@ class SandboxExecute(Execute):
     def reset_execution_trackers(self):
         super().reset_execution_trackers()
         self.output_bytes, self.kernel_dead, self.pending, self.dropped = {}, None, set(), 0
+        self.running = None  # the index of the cell being executed
         self.deadline = time.monotonic() + self.notebook_timeout
 
     def _get_timeout(self, cell):
@@ -625,10 +629,14 @@ class SandboxExecute(Execute):
 
     async def async_execute_cell(self, cell, cell_index, **kw):
         watcher = asyncio.ensure_future(self._watch_dropped())
+        self.running = cell_index
         try:
             return await super().async_execute_cell(cell, cell_index, **kw)
         finally:
+            self.running = None
             watcher.cancel()
+            for task in list(self.pending):  # the cell is done: nothing left to interrupt
+                task.cancel()
 
     execute_cell = run_sync(async_execute_cell)
 
@@ -656,10 +664,19 @@ class SandboxExecute(Execute):
         self.output_bytes[cell_index] = self.output_limit + 1
         outs.append(_error("OutputLimitExceeded",
                            f"more than {self.output_limit} bytes of output; cell interrupted"))
-        task = asyncio.ensure_future(self.km.interrupt_kernel())
+        task = asyncio.ensure_future(self._interrupt_if_running(cell_index))
         self.pending.add(task)
         task.add_done_callback(self.pending.discard)
         return None
+
+    async def _interrupt_if_running(self, cell_index):
+        """Interrupt the cell if it still runs OUTPUT_GRACE seconds after passing its output
+        limit (a runaway printer). A cell that printed too much once is usually done by the time
+        its output is read, and a SIGINT that reaches ipykernel after the cell's reply can leave
+        the kernel deaf until the notebook's time limit: its later cells, answered, scored 0."""
+        await asyncio.sleep(OUTPUT_GRACE)
+        if self.running == cell_index:
+            await self.km.interrupt_kernel()
 
 
 def _error(ename, evalue):

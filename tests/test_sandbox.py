@@ -188,6 +188,30 @@ def test_fork_bomb_is_stopped_and_cleaned_up(hostile):
     assert uid >= Sandbox().uid_base and processes_of(uid) == []
 
 
+def test_a_cell_that_printed_too_much_once_leaves_the_rest_graded(tmp_path):
+    """A cell past its output limit that is done by then is not interrupted: a SIGINT that reached
+    ipykernel after the cell's reply (seen after a classmate's kernel had died in the same
+    worker) left the kernel deaf until the notebook's time limit, and the answered notebook
+    scored 0, about one grading in two. Four such notebooks, each after a kernel that exits,
+    graded one after another by one worker: each gets full marks, within seconds."""
+    base = str(tmp_path / "class")
+    synthetic.make_course(base, {"sq": synthetic.square_assignment()},
+                          config="c.SandboxExecute.notebook_timeout = 30")
+    loud = [f"s{i}b_loud" for i in range(4)]
+    for i, student in enumerate(loud):
+        synthetic.submit(base, "sq", f"s{i}a_died", "import os\nos._exit(3)")
+        synthetic.submit(base, "sq", student, HONEST + "\nprint('x' * 3_000_000)")
+    run = subprocess.run([sys.executable, "-m", "course_tools.autograde", "sq", "--workers", "1"],
+                         cwd=base, env=synthetic._env(), capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+    scores = synthetic.scores(base, "sq")
+    assert {s: scores[s] for s in loud} == dict.fromkeys(
+        loud, {"test_public": 1.0, "test_hidden": 1.0}), run.stdout
+    for student in loud:
+        out = synthetic.outputs(base, "sq", student)
+        assert "OutputLimitExceeded" in out and "NotebookTimeout" not in out
+
+
 def test_output_flood_is_cut_and_interrupted(hostile):
     base, _, scores = hostile
     assert scores["hog_output"] == {"test_public": 0.0, "test_hidden": 0.0}
