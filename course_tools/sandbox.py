@@ -538,7 +538,8 @@ class SandboxExecute(Execute):
     last cell (`shutdown_kernel = "immediate"`): nothing is left for them to do. A cell whose
     outputs pass `output_limit` bytes gets one error output (so a grade cell scores 0) and is
     interrupted if it still runs OUTPUT_GRACE seconds later; a cell during which the kernel sent
-    a message over `max_message_size` (dropped unread) gets one and is interrupted. After `notebook_timeout` seconds the kernel is killed. A kernel that dies
+    a message over `max_message_size` (dropped unread) gets one and is interrupted. After
+    `notebook_timeout` seconds the kernel is killed. A kernel that dies
     (time limit, CPU limit, os._exit, ...) leaves an error in the cell it died in and every later
     code cell, and the notebook is still graded.
     """
