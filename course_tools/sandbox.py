@@ -391,11 +391,19 @@ class BoundedSockets:
         if identity:
             sock.identity = identity
         if self.watch:
-            monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)  # (an asyncio socket)
+            monitor = watch_disconnections(sock)  # (an asyncio socket)
             self.__dict__.setdefault("_monitors", []).append(
                 (monitor, zmq.Socket.shadow(monitor.underlying)))
         sock.connect(self._make_url(channel))
         return sock
+
+
+def watch_disconnections(sock):
+    """A monitor socket for `sock`'s disconnections, at an inproc address of its own: pyzmq's
+    default address names the socket's fd, which a socket closed with linger can still hold
+    bound when a new socket gets that fd ("Address already in use")."""
+    return sock.get_monitor_socket(zmq.EVENT_DISCONNECTED,
+                                   addr=f"inproc://monitor-{uuid.uuid4().hex}")
 
 
 class SandboxKernelClient(BoundedSockets, PromptKernelClient):
@@ -527,7 +535,7 @@ class NotebookTimeout(Exception):
     """The notebook's wall-clock time limit passed: its kernel was killed."""
 
 
-OUTPUT_GRACE = 1.0  # seconds a cell past its output limit has to finish before it is interrupted
+OUTPUT_GRACE = 1.0  # seconds a cell past a limit has to finish before it is interrupted
 
 
 class SandboxExecute(Execute):
@@ -537,8 +545,8 @@ class SandboxExecute(Execute):
     Kernels are `course_tools.kernels.PromptKernelManager`s (sandboxed or not), killed after the
     last cell (`shutdown_kernel = "immediate"`): nothing is left for them to do. A cell whose
     outputs pass `output_limit` bytes gets one error output (so a grade cell scores 0) and is
-    interrupted if it still runs OUTPUT_GRACE seconds later; a cell during which the kernel sent
-    a message over `max_message_size` (dropped unread) gets one and is interrupted. After
+    interrupted if it still runs OUTPUT_GRACE seconds later; so is a cell during which the
+    kernel sent a message over `max_message_size` (dropped unread), after one such output. After
     `notebook_timeout` seconds the kernel is killed. A kernel that dies
     (time limit, CPU limit, os._exit, ...) leaves an error in the cell it died in and every later
     code cell, and the notebook is still graded.
@@ -556,6 +564,8 @@ class SandboxExecute(Execute):
         kw.setdefault("kernel_manager_class",
                       SandboxKernelManager if enabled else PromptKernelManager)
         super().__init__(**kw)
+        self.record_timing = True  # a cell's execute reply is known by its time (and a
+        # submission's own metadata.execution is cleared before the cell runs)
 
     @default("shutdown_kernel")
     def _shutdown_kernel_default(self):
@@ -564,7 +574,7 @@ class SandboxExecute(Execute):
     def reset_execution_trackers(self):
         super().reset_execution_trackers()
         self.output_bytes, self.kernel_dead, self.pending, self.dropped = {}, None, set(), 0
-        self.running = None  # the index of the cell being executed
+        self.running = None  # the cell being executed
         self.deadline = time.monotonic() + self.notebook_timeout
 
     def _get_timeout(self, cell):
@@ -629,8 +639,8 @@ class SandboxExecute(Execute):
             run_sync(self.km.shutdown_kernel)(now=True)
 
     async def async_execute_cell(self, cell, cell_index, **kw):
-        watcher = asyncio.ensure_future(self._watch_dropped())
-        self.running = cell_index
+        self.running = cell
+        watcher = asyncio.ensure_future(self._watch_dropped(cell))
         try:
             return await super().async_execute_cell(cell, cell_index, **kw)
         finally:
@@ -641,12 +651,13 @@ class SandboxExecute(Execute):
 
     execute_cell = run_sync(async_execute_cell)
 
-    async def _watch_dropped(self):
-        """Interrupt the cell as soon as a message of it was dropped (its channel is dead)."""
+    async def _watch_dropped(self, cell):
+        """Once a message of the cell was dropped (its channel is dead), interrupt it if it
+        still runs (`_interrupt_if_running`)."""
         while not self.dropped:
             await asyncio.sleep(0.05)
             self.dropped = self._dropped_messages()
-        await self.km.interrupt_kernel()
+        await self._interrupt_if_running(cell)
 
     def _dropped_messages(self):
         return self.kc.dropped_messages() if isinstance(self.kc, SandboxKernelClient) else 0
@@ -665,18 +676,21 @@ class SandboxExecute(Execute):
         self.output_bytes[cell_index] = self.output_limit + 1
         outs.append(_error("OutputLimitExceeded",
                            f"more than {self.output_limit} bytes of output; cell interrupted"))
-        task = asyncio.ensure_future(self._interrupt_if_running(cell_index))
+        task = asyncio.ensure_future(self._interrupt_if_running(self.nb.cells[cell_index]))
         self.pending.add(task)
         task.add_done_callback(self.pending.discard)
         return None
 
-    async def _interrupt_if_running(self, cell_index):
-        """Interrupt the cell if it still runs OUTPUT_GRACE seconds after passing its output
-        limit (a runaway printer). A cell that printed too much once is usually done by the time
-        its output is read, and a SIGINT that reaches ipykernel after the cell's reply can leave
-        the kernel deaf until the notebook's time limit: its later cells, answered, scored 0."""
+    async def _interrupt_if_running(self, cell):
+        """Interrupt the cell if, OUTPUT_GRACE seconds after passing a limit, it still runs: its
+        execute reply has not come (a runaway printer). A cell that printed too much once is
+        usually done by the time its output is read, and a SIGINT that reaches ipykernel after
+        the cell's reply can leave the kernel deaf until the notebook's time limit: its later
+        cells, answered, scored 0. (The reply can come seconds before the cell ends, when its
+        idle status was on a dropped connection: nbclient then waits `iopub_timeout`.)"""
         await asyncio.sleep(OUTPUT_GRACE)
-        if self.running == cell_index:
+        if self.running is cell and "shell.execute_reply" not in cell.metadata.get("execution",
+                                                                                   {}):
             await self.km.interrupt_kernel()
 
 

@@ -188,28 +188,37 @@ def test_fork_bomb_is_stopped_and_cleaned_up(hostile):
     assert uid >= Sandbox().uid_base and processes_of(uid) == []
 
 
-def test_a_cell_that_printed_too_much_once_leaves_the_rest_graded(tmp_path):
-    """A cell past its output limit that is done by then is not interrupted: a SIGINT that reached
-    ipykernel after the cell's reply (seen after a classmate's kernel had died in the same
-    worker) left the kernel deaf until the notebook's time limit, and the answered notebook
-    scored 0, about one grading in two. Four such notebooks, each after a kernel that exits,
-    graded one after another by one worker: each gets full marks, within seconds."""
+# a cell that passed a limit once and is done by then: 3 MB printed (over the 1 MiB output
+# limit), or one 30 MB message (over the 8 MiB message limit: its connection is closed unread)
+ONCE = {"printed": ("print('x' * 3_000_000)", "OutputLimitExceeded"),
+        "dropped": ("import sys\nsys.stdout.write('x' * 30_000_000)", "MessageTooLarge")}
+
+
+@pytest.mark.parametrize("limit", ONCE)
+def test_a_cell_past_a_limit_once_leaves_the_rest_graded(tmp_path, limit):
+    """A cell past its output or message limit that is done a second later is not interrupted:
+    a SIGINT that reached ipykernel after the cell's reply (seen after a classmate's kernel had
+    died in the same worker, and under load) left the kernel deaf until the notebook's time
+    limit, and the answered notebook scored 0, about one grading in two. Four such notebooks,
+    each after a kernel that exits, graded one after another by one worker: each gets full
+    marks, within seconds."""
+    flood, error = ONCE[limit]
     base = str(tmp_path / "class")
     synthetic.make_course(base, {"sq": synthetic.square_assignment()},
                           config="c.SandboxExecute.notebook_timeout = 30")
-    loud = [f"s{i}b_loud" for i in range(4)]
-    for i, student in enumerate(loud):
+    once = [f"s{i}b_once" for i in range(4)]
+    for i, student in enumerate(once):
         synthetic.submit(base, "sq", f"s{i}a_died", "import os\nos._exit(3)")
-        synthetic.submit(base, "sq", student, HONEST + "\nprint('x' * 3_000_000)")
+        synthetic.submit(base, "sq", student, HONEST + "\n" + flood)
     run = subprocess.run([sys.executable, "-m", "course_tools.autograde", "sq", "--workers", "1"],
                          cwd=base, env=synthetic._env(), capture_output=True, text=True)
     assert run.returncode == 0, run.stdout + run.stderr
     scores = synthetic.scores(base, "sq")
-    assert {s: scores[s] for s in loud} == dict.fromkeys(
-        loud, {"test_public": 1.0, "test_hidden": 1.0}), run.stdout
-    for student in loud:
+    assert {s: scores[s] for s in once} == dict.fromkeys(
+        once, {"test_public": 1.0, "test_hidden": 1.0}), run.stdout
+    for student in once:
         out = synthetic.outputs(base, "sq", student)
-        assert "OutputLimitExceeded" in out and "NotebookTimeout" not in out
+        assert error in out and "NotebookTimeout" not in out
 
 
 def test_output_flood_is_cut_and_interrupted(hostile):
@@ -302,3 +311,22 @@ def test_the_kernel_computes_with_the_graders_numeric_kernels(tmp_path):
     assert graders.startswith("coretype Prescott ")
     assert graders in synthetic.outputs(base, "sq", "alice")
     assert synthetic.scores(base, "sq")["alice"] == {"test_public": 1.0, "test_hidden": 1.0}
+
+
+def test_a_watched_socket_gets_its_monitor_when_its_fd_was_used_before():
+    """The grader's kernel sockets are watched for disconnections (`dropped_messages`) through a
+    monitor at an inproc address. pyzmq's default address names the socket's fd, which a socket
+    closed with linger can still hold bound when a new socket gets that fd: "Address already in
+    use", and that notebook's grading fails. Here that stale endpoint is bound on purpose; the
+    control is pyzmq's default address, refused."""
+    import zmq
+
+    from course_tools.sandbox import watch_disconnections
+
+    context = zmq.Context()
+    sock, stale = context.socket(zmq.DEALER), context.socket(zmq.PAIR)
+    stale.bind(f"inproc://monitor.s-{sock.FD}")  # as a closed socket on this fd left it
+    watch_disconnections(sock).close(linger=0)
+    with pytest.raises(zmq.ZMQError, match="Address already in use"):
+        sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+    context.destroy(linger=0)
