@@ -442,7 +442,9 @@ def drop_privileges(user):
 def as_user(user, command):
     """`command` run as `user` (a pwd entry), as `drop_privileges` leaves a process: bubblewrap
     shows the host's file system as it is, except for the `python_covers`; then setpriv drops to
-    `user` and its primary group, with no way back to privileges."""
+    `user` and its primary group, with no way back to privileges. It runs in a PID namespace of
+    its own, which ends with bubblewrap: setpriv's change of user clears the parent-death signal
+    of `--die-with-parent`, and the command would outlive a killed parent."""
     args, made = ["--dev-bind", "/", "/"], set()
     for closed, path in python_covers():
         if closed not in made:
@@ -453,6 +455,6 @@ def as_user(user, command):
                 made.add(parent)
                 args += ["--perms", "0755", "--dir", parent]
         args += ["--ro-bind", path, path]
-    return [shutil.which("bwrap") or "bwrap", *args, "--die-with-parent", "--",
+    return [shutil.which("bwrap") or "bwrap", *args, "--unshare-pid", "--die-with-parent", "--",
             "setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups",
             "--no-new-privs", *command]

@@ -139,11 +139,13 @@ def formgrader(course):
                 time.sleep(0.3)
         yield url, server.pid
     finally:
-        # The server runs as USER under bubblewrap, a child of the process started here, which
-        # outlives its parent (setpriv's change of user clears --die-with-parent): stop the
-        # session's process group (as Control-C in a terminal does), then check nothing is left.
+        # The server runs as USER under bubblewrap, in a PID namespace that ends with it: the
+        # process started here (bubblewrap) killed without warning, nothing of it may be left
+        # (setpriv's change of user clears --die-with-parent: without the namespace, the
+        # server outlived it).
         under = _descendants(server.pid)
-        os.killpg(server.pid, signal.SIGTERM)
+        assert len(under) >= 2, under  # bubblewrap's children: its namespace's init, the server
+        server.kill()
         server.wait(timeout=30)
         log.close()
         left = _wait_gone(under, 30)

@@ -4,9 +4,11 @@ T > 3), four differently written correct answers (IMPLEMENTATIONS: looped, vecto
 forward-mode, rounding differently) pass every cell, central differences in float64 at their
 best step fail every gradient cell, and so does Richardson extrapolation, but for 33.4's ∂L/∂b_h
 on under 1 % of the inputs (its error is then as small as the rounding of the terms of a correct
-answer: no tolerance can fail it there without failing a correct answer). Each input is judged
-as in grading: the grader's reference (`course_tools.references`), the student's functions
-called as the self-checks call them (`bptt_grading.inkernel.call`), `bptt_grading.judge`.
+answer: no tolerance can fail it there without failing a correct answer), and a grade cell
+earns its point only if all its hidden inputs pass (33.4's: four): no grading of any gradient
+cell, its inputs drawn from these, passes either method. Each input is judged as in grading:
+the grader's reference (`course_tools.references`), the student's functions called as the
+self-checks call them (`bptt_grading.inkernel.call`), `bptt_grading.judge`.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ import pytest
 
 import bptt_lib
 from bptt_grading import inkernel, judge
+from course_tools import verdicts
 from course_tools.references import reference
+from course_tools.verdicts import VerdictExecute
 
 pytestmark = pytest.mark.slow  # minutes: 20,000 references, four answers judged on each
 
@@ -151,3 +155,35 @@ def test_correct_answers_pass_and_finite_differences_fail_on_every_hidden_input(
     # 33.4's ∂L/∂b_h (measured: 5 of 1,500); never elsewhere
     assert {part for part, _ in passed["Richardson"]} <= {"b_h"}, passed["Richardson"][:10]
     assert len(passed["Richardson"]) <= N_INPUTS // 100, len(passed["Richardson"])
+    # a grade cell earns its point only if every hidden input it is judged on passes: no
+    # grading of any gradient cell, its inputs drawn from these, passes finite differences
+    for method, lucky in passed.items():
+        for part in GRADIENT_PARTS[exercise]:
+            seeds = {seed for p, seed in lucky if p == part}
+            gradings = cell_gradings(exercise, part)
+            assert len(gradings) >= N_INPUTS // 8, len(gradings)
+            assert not [g for g in gradings if set(g) <= seeds], (method, part)
+            # and by the rates: a grading passes with probability ∏ over its inputs of the
+            # pass rate of their parity, each taken at its 95 % upper bound ((k + 3) / n)
+            bound = 1.0
+            for parity in (s % 2 for s in gradings[0]):
+                pool = [s for s in HIDDEN_SEEDS if s % 2 == parity]
+                bound *= (len(seeds & set(pool)) + 3) / len(pool)
+            assert bound < 1e-6, (method, part, bound)  # under one grading in a million
+
+
+def cell_gradings(exercise: str, part: str) -> list[tuple[int, ...]]:
+    """The hidden seeds of each grading of the grade cell that checks `part`, as the grader
+    draws them (`course_tools.verdicts`: each public call of the cell on `hidden_per_call`
+    seeds of its seed's parity), from HIDDEN_SEEDS, none used twice."""
+    nb = json.loads((ROOT / "solutions" / ASSIGNMENT[exercise] /
+                     f"{ASSIGNMENT[exercise]}.ipynb").read_text())
+    calls = next(calls for c in nb["cells"] if c["metadata"].get("nbgrader", {}).get("grade")
+                 and (calls := verdicts.public_calls("".join(c["source"])))
+                 and {p for _, p, _ in calls} == {part})
+    per_call = VerdictExecute().hidden_per_call.get(exercise, 2)
+    need = [public % 2 for _, _, public in calls for _ in range(per_call)]
+    pools = [[s for s in HIDDEN_SEEDS if s % 2 == parity] for parity in (0, 1)]
+    n = min(len(pools[parity]) // max(need.count(parity), 1) for parity in (0, 1))
+    return [tuple(pools[parity][k * need.count(parity) + need[:i].count(parity)]
+                  for i, parity in enumerate(need)) for k in range(n)]
