@@ -102,7 +102,7 @@ test-fast: $(STAMP) sysdeps
 
 ## Benchmarks of the author loop (benchmarks/book.py): rebuilds of the book with nothing changed,
 ## after a prose edit and after a code edit of one page, and `make test-fast`, each beside its
-## target. FULL=1 adds `make test` on a fresh clone (~25 min). Grading: `make bench-grading`.
+## target. FULL=1 adds `make test` on a fresh clone (~40 min). Grading: `make bench-grading`.
 bench: $(STAMP) sysdeps
 	$(BIN)/python benchmarks/book.py $(if $(FULL),--full)
 
