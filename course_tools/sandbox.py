@@ -689,8 +689,8 @@ class SandboxExecute(Execute):
         cells, answered, scored 0. (The reply can come seconds before the cell ends, when its
         idle status was on a dropped connection: nbclient then waits `iopub_timeout`.)"""
         await asyncio.sleep(OUTPUT_GRACE)
-        if self.running is cell and "shell.execute_reply" not in cell.metadata.get("execution",
-                                                                                   {}):
+        replied = "shell.execute_reply" in cell.metadata.get("execution", {})
+        if self.running is cell and not replied:
             await self.km.interrupt_kernel()
 
 

@@ -23,13 +23,13 @@ import bptt_lib
 from bptt_grading import inkernel, judge
 from course_tools import verdicts
 from course_tools.references import reference
-from course_tools.verdicts import VerdictExecute
 
 pytestmark = pytest.mark.slow  # minutes: 20,000 references, four answers judged on each
 
 ROOT = Path(__file__).resolve().parents[1]
 N_INPUTS = 10_000
 HIDDEN_SEEDS = np.random.default_rng(22).integers(1000, 1000 + 2**30, N_INPUTS).tolist()
+BY_PARITY = [[s for s in HIDDEN_SEEDS if s % 2 == parity] for parity in (0, 1)]
 NAMES = bptt_lib.PARAM_NAMES
 ASSIGNMENT = {"ex33_1": "ex33_1_wx_gradient", "ex33_4": "ex33_4_manual_bptt"}
 PARTS = {"ex33_1": ("deltas", "grad_W_x", "contribution_norms"),
@@ -47,10 +47,15 @@ IMPLEMENTATIONS = {"ex33_1": ("solution", "recursion_einsum_helper_bptt", "forwa
                               "rtrl_forward_accumulation", "sech_log_softmax")}
 
 
+def solution_notebook(exercise: str) -> dict:
+    """The instructor's notebook of `exercise` (nbformat JSON)."""
+    return json.loads((ROOT / "solutions" / ASSIGNMENT[exercise] /
+                       f"{ASSIGNMENT[exercise]}.ipynb").read_text())
+
+
 def namespaces(exercise: str) -> dict[str, dict]:
     """{name: namespace} of the IMPLEMENTATIONS of `exercise`, run after the notebook's set-up."""
-    nb = json.loads((ROOT / "solutions" / ASSIGNMENT[exercise] /
-                     f"{ASSIGNMENT[exercise]}.ipynb").read_text())
+    nb = solution_notebook(exercise)
     sources = {c["metadata"].get("nbgrader", {}).get("grade_id"): "".join(c["source"])
                for c in nb["cells"]}
     corpus = ROOT / "tests" / "submissions" / "correct" / ASSIGNMENT[exercise]
@@ -157,18 +162,18 @@ def test_correct_answers_pass_and_finite_differences_fail_on_every_hidden_input(
     assert len(passed["Richardson"]) <= N_INPUTS // 100, len(passed["Richardson"])
     # a grade cell earns its point only if every hidden input it is judged on passes: no
     # grading of any gradient cell, its inputs drawn from these, passes finite differences
-    for method, lucky in passed.items():
-        for part in GRADIENT_PARTS[exercise]:
+    for part in GRADIENT_PARTS[exercise]:
+        gradings = cell_gradings(exercise, part)
+        assert len(gradings) >= N_INPUTS // 8, len(gradings)
+        for method, lucky in passed.items():
             seeds = {seed for p, seed in lucky if p == part}
-            gradings = cell_gradings(exercise, part)
-            assert len(gradings) >= N_INPUTS // 8, len(gradings)
             assert not [g for g in gradings if set(g) <= seeds], (method, part)
             # and by the rates: a grading passes with probability ∏ over its inputs of the
             # pass rate of their parity, each taken at its 95 % upper bound ((k + 3) / n)
             bound = 1.0
             for parity in (s % 2 for s in gradings[0]):
-                pool = [s for s in HIDDEN_SEEDS if s % 2 == parity]
-                bound *= (len(seeds & set(pool)) + 3) / len(pool)
+                pool = BY_PARITY[parity]
+                bound *= (len(seeds.intersection(pool)) + 3) / len(pool)
             assert bound < 1e-6, (method, part, bound)  # under one grading in a million
 
 
@@ -176,14 +181,12 @@ def cell_gradings(exercise: str, part: str) -> list[tuple[int, ...]]:
     """The hidden seeds of each grading of the grade cell that checks `part`, as the grader
     draws them (`course_tools.verdicts`: each public call of the cell on `hidden_per_call`
     seeds of its seed's parity), from HIDDEN_SEEDS, none used twice."""
-    nb = json.loads((ROOT / "solutions" / ASSIGNMENT[exercise] /
-                     f"{ASSIGNMENT[exercise]}.ipynb").read_text())
-    calls = next(calls for c in nb["cells"] if c["metadata"].get("nbgrader", {}).get("grade")
+    calls = next(calls for c in solution_notebook(exercise)["cells"]
+                 if c["metadata"].get("nbgrader", {}).get("grade")
                  and (calls := verdicts.public_calls("".join(c["source"])))
                  and {p for _, p, _ in calls} == {part})
-    per_call = VerdictExecute().hidden_per_call.get(exercise, 2)
+    per_call = verdicts.VerdictExecute().hidden_per_call.get(exercise, 2)
     need = [public % 2 for _, _, public in calls for _ in range(per_call)]
-    pools = [[s for s in HIDDEN_SEEDS if s % 2 == parity] for parity in (0, 1)]
-    n = min(len(pools[parity]) // max(need.count(parity), 1) for parity in (0, 1))
-    return [tuple(pools[parity][k * need.count(parity) + need[:i].count(parity)]
+    n = min(len(BY_PARITY[parity]) // max(need.count(parity), 1) for parity in (0, 1))
+    return [tuple(BY_PARITY[parity][k * need.count(parity) + need[:i].count(parity)]
                   for i, parity in enumerate(need)) for k in range(n)]
