@@ -243,7 +243,11 @@ class VerdictExecute(Execute):
                                              cell.metadata.nbgrader.grade_id, i * 100 + j,
                                              public))
                 for i, (exercise, part, public) in enumerate(public_calls(cell.source))
-                for j in range(self.hidden_per_call.get(exercise, 2))]
+                for j in range(self.seeds_per_call(exercise))]
+
+    def seeds_per_call(self, exercise: str) -> int:
+        """How many hidden seeds each public call of `exercise` is judged on."""
+        return self.hidden_per_call.get(exercise, 2)
 
     def judge_cell(self, cell, resources, index):
         """Judge every public call of the cell on hidden seeds; raise GradingFailure if wrong."""
