@@ -38,9 +38,10 @@ def make(target: str, cwd: Path = ROOT, check: bool = True) -> tuple[float, str]
 
 
 def outcome(log: str) -> str:
-    """pytest's last summary line ("2 failed, 276 passed, ... "), without its time."""
+    """pytest's summary lines ("2 failed, 276 passed, ... "), without their times, joined by " + "
+    (`make test` runs several sessions)."""
     summary = re.findall(r"=+ (.*) in [\d.]+s", log)
-    return summary[-1] if summary else "no pytest summary (see the log)"
+    return " + ".join(summary) if summary else "no pytest summary (see the log)"
 
 
 def executed(log: str) -> int:

@@ -35,10 +35,12 @@ def pytest_configure(config):
     As root, the tests' temporary directories lie in a base of this checkout's own, not in
     /tmp/pytest-of-root: pytest closes that (0700) at the start of every session, of any
     checkout, and the grading user must reach the courses the tests make
-    (`course_tools.synthetic.give_to_grader`)."""
+    (`course_tools.synthetic.give_to_grader`). A session run beside another in the same checkout
+    (`make test`'s lanes) names a base of its own: BPTT_TEST_LANE=<name>."""
     if os.geteuid() == 0 and not config.option.basetemp:
         tag = hashlib.sha256(str(ROOT).encode()).hexdigest()[:8]
-        config.option.basetemp = f"/tmp/bptt-pytest-{tag}"
+        lane = os.environ.get("BPTT_TEST_LANE", "")
+        config.option.basetemp = f"/tmp/bptt-pytest-{tag}" + (f"-{lane}" if lane else "")
     os.environ[SESSION] = f"{os.getpid()}-{secrets.token_hex(8)}"
 
 

@@ -329,7 +329,9 @@ def place_files(dest: Path, attack: Attack) -> None:
 
 # ---------------------------------------------------------------- the state of the host
 
-SKIP = ("__pycache__", ".pytest_cache", ".ruff_cache", ".venv", "_build", ".git")
+# the tools' caches and what the tests themselves write (the site, screenshots: `make test` runs
+# the site's tests beside these)
+SKIP = ("__pycache__", ".pytest_cache", ".ruff_cache", ".venv", "_build", "test-artifacts", ".git")
 
 
 def tree_hash(top: Path, skip=SKIP) -> dict[str, str]:
