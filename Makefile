@@ -80,8 +80,8 @@ exercises: $(STAMP)
 
 ## Lint, then every test (library, book claims, grading pipeline, built site) in two lanes at
 ## once: alone the suite keeps about one of this machine's two cores busy (benchmarks/RESULTS.md).
-## The grading lane (GRADING_LANE: the grading pipeline's tests, which write nothing into the
-## checkout) has a temporary base of its own (BPTT_TEST_LANE, tests/conftest.py) and its output
+## The grading lane (GRADING_LANE: the grading pipeline's tests and the judge's tolerances, which
+## write nothing into the checkout) has a temporary base of its own (BPTT_TEST_LANE, tests/conftest.py) and its output
 ## is shown when it ends. The other lane, every other test file (the site, the book's claims, the
 ## browser), then runs the book's claims again under torch's portable CPU kernels (other rounding,
 ## other runs) and the tests that NumPy's linear algebra decides under OpenBLAS's portable Prescott
@@ -93,7 +93,7 @@ NUMPY_SENSITIVE := tests/test_bptt_lib.py tests/test_claims_theory.py tests/test
                    tests/test_truncation.py tests/test_verdicts.py
 GRADING_LANE := $(addsuffix .py,$(addprefix tests/test_,bptt_lib collect grading hidden_inputs \
 	hostile intake kernels method parallel privileged relay sandbox sandbox_walls style \
-	truncation verdicts))
+	tolerances truncation verdicts))
 test: $(STAMP) sysdeps
 	$(BIN)/ruff check .
 	@log=$$(mktemp) && trap 'rm -f "$$log"' EXIT && set -x && \

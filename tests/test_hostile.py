@@ -40,8 +40,8 @@ submitted/ (or zips and zip_collect for batches with zip entries),
 another fresh course, with `nbgrader autograde <a>` on each assignment, the serial path),
 generate_feedback. Steps 1-2
 (student import, generate_assignment) run once; each batch copies that course. `export` is left
-out (it reads the gradebook the tests read). BACKGROUND batches (they mostly sleep) are graded in
-a thread while the others run.
+out (it reads the gradebook the tests read). BACKGROUND batch runs (they mostly sleep) are graded
+in threads while the others run.
 
 Checked per batch: each attacker's points; the classmate's full marks; the batch ends within its
 timeout; gradebook integrity and rows; the repository, submitted/, release/ and a root-only host
@@ -96,7 +96,8 @@ CORPUS = ROOT / "tests" / "hostile"
 CLASSMATE = "honest"
 EXAMPLE = "ex33_4_manual_bptt"  # the assignment INSTRUCTORS.md's commands name
 BATCH_TIMEOUT = {"hang": 100}   # seconds for the autograde command; default below
-BACKGROUND = ("slow",)           # batches that mostly sleep: graded while the others run
+# batch runs (name, path) that mostly sleep: graded in threads while the others run
+BACKGROUND = (("slow", "parallel"), ("spin", "parallel"), ("mem", "serial"))
 DEFAULT_TIMEOUT = 420
 GRADER_RSS_LIMIT = 1 << 30      # no grader-side process may need more (E: huge output)
 LEGIT = ("autograded", "feedback", "gradebook.db", "grades.csv", "autograde_failures.csv",
@@ -514,7 +515,7 @@ def graded(name: str, path: str) -> Batch:
     thread, as soon as the first batch is asked for: they sleep, the others compute)."""
     if (name, path) not in _GRADED:
         template()
-        for key in ((n, "parallel") for n in BACKGROUND if n in BATCHES):
+        for key in (r for r in BACKGROUND if r in RUNS):
             if key not in _STARTED and key not in _GRADED:
                 _STARTED[key] = _POOL.submit(grade_batch, *key)
         future = _STARTED.pop((name, path), None)
