@@ -80,20 +80,21 @@ exercises: $(STAMP)
 
 ## Lint, then every test (library, book claims, grading pipeline, built site) in two lanes at
 ## once: alone the suite keeps about one of this machine's two cores busy (benchmarks/RESULTS.md).
-## The grading lane (GRADING_LANE: the grading pipeline's tests and the judge's tolerances, which
-## write nothing into the checkout) has a temporary base of its own (BPTT_TEST_LANE, tests/conftest.py) and its output
-## is shown when it ends. The other lane, every other test file (the site, the book's claims, the
-## browser), then runs the book's claims again under torch's portable CPU kernels (other rounding,
-## other runs) and the tests that NumPy's linear algebra decides under OpenBLAS's portable Prescott
-## kernels (OpenBLAS picks its kernels by CPU: np.linalg.eig of a ρ = 1 matrix lands on either side
-## of 1). Last, with neither lane running, the tests marked `alone` (they read state that every
-## grader on the machine shares). make test fails if any of these fails.
+## The grading lane (GRADING_LANE: the grading pipeline's tests, which write nothing into the
+## checkout) has a temporary base of its own (BPTT_TEST_LANE, tests/conftest.py); its output is
+## shown when it ends. The site lane, every other test file (the
+## site, the book's claims, the browser), then runs the book's claims again under torch's portable
+## CPU kernels (other rounding, other runs) and the tests that NumPy's linear algebra decides under
+## OpenBLAS's portable Prescott kernels (OpenBLAS picks its kernels by CPU: np.linalg.eig of a
+## ρ = 1 matrix lands on either side of 1). Last, with neither lane running, the tests marked
+## `alone` (they read state that every grader on the machine shares). make test fails if any of
+## these fails.
 CLAIMS := tests/test_claims_experiments.py tests/test_claims_theory.py
 NUMPY_SENSITIVE := tests/test_bptt_lib.py tests/test_claims_theory.py tests/test_tolerances.py \
                    tests/test_truncation.py tests/test_verdicts.py
 GRADING_LANE := $(addsuffix .py,$(addprefix tests/test_,bptt_lib collect grading hidden_inputs \
 	hostile intake kernels method parallel privileged relay sandbox sandbox_walls style \
-	tolerances truncation verdicts))
+	truncation verdicts))
 test: $(STAMP) sysdeps
 	$(BIN)/ruff check .
 	@log=$$(mktemp) && trap 'rm -f "$$log"' EXIT && set -x && \

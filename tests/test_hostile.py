@@ -97,7 +97,7 @@ CLASSMATE = "honest"
 EXAMPLE = "ex33_4_manual_bptt"  # the assignment INSTRUCTORS.md's commands name
 BATCH_TIMEOUT = {"hang": 100}   # seconds for the autograde command; default below
 # batch runs (name, path) that mostly sleep: graded in threads while the others run
-BACKGROUND = (("slow", "parallel"), ("spin", "parallel"), ("mem", "serial"))
+BACKGROUND = (("slow", "parallel"), ("spin", "parallel"))
 DEFAULT_TIMEOUT = 420
 GRADER_RSS_LIMIT = 1 << 30      # no grader-side process may need more (E: huge output)
 LEGIT = ("autograded", "feedback", "gradebook.db", "grades.csv", "autograde_failures.csv",
